@@ -1,0 +1,1 @@
+"""The ragtune application: settings, prompting, generation, chat, CLI and web app."""

@@ -1,0 +1,119 @@
+"""The chat service: question -> (retrieve) -> prompt -> stream the answer, with sources.
+
+Shared by the CLI (`ragtune ask`), the Gradio chat and the HTTP API, so every front end
+answers the same way. Components arrive by constructor injection (see ``app.components``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from app.generation.base import GenerationParams, Generator
+from app.prompting import Demonstration, Mode, build_messages, load_demonstrations
+from app.settings import PromptingSettings
+from indexing.retrieval import RetrievedChunk, Retriever
+
+
+@dataclass
+class Answer:
+    """A finished answer with its sources and timing."""
+
+    question: str
+    answer: str
+    sources: list[RetrievedChunk] = field(default_factory=list)
+    mode: str = "rag"
+    latency_s: float = 0.0
+
+    def to_dict(self, *, include_text: bool = True) -> dict:
+        """The JSONL record of ``ragtune ask``."""
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "mode": self.mode,
+            "sources": [
+                {
+                    "source": s.source,
+                    "page": s.page,
+                    "heading": s.heading,
+                    "score": s.score,
+                    **({"text": s.text} if include_text else {}),
+                }
+                for s in self.sources
+            ],
+            "latency_s": round(self.latency_s, 3),
+        }
+
+
+@dataclass
+class PreparedTurn:
+    """Everything decided before generation starts."""
+
+    question: str
+    mode: Mode
+    messages: list[dict[str, str]]
+    sources: list[RetrievedChunk]
+
+
+class ChatService:
+    """Answers questions in zero-shot, few-shot or RAG mode."""
+
+    def __init__(
+        self,
+        generator: Generator,
+        retriever: Retriever,
+        prompting: PromptingSettings,
+        params: GenerationParams,
+        default_collection: str,
+    ) -> None:
+        self.generator = generator
+        self.retriever = retriever
+        self.prompting = prompting
+        self.params = params
+        self.default_collection = default_collection
+
+    @cached_property
+    def demonstrations(self) -> list[Demonstration]:
+        """Few-shot demonstrations, read once."""
+        return load_demonstrations(self.prompting.fewshot_file)
+
+    def retrieve(self, question: str, collection: str | None = None, k: int | None = None):
+        """The sources a RAG answer would use."""
+        return self.retriever.retrieve(
+            question, collection or self.default_collection, k or self.prompting.top_k
+        )
+
+    def prepare(
+        self,
+        question: str,
+        *,
+        mode: Mode | None = None,
+        collection: str | None = None,
+        k: int | None = None,
+    ) -> PreparedTurn:
+        """Retrieve (in RAG mode) and build the messages."""
+        mode = mode or self.prompting.default_mode
+        sources = self.retrieve(question, collection, k) if mode == "rag" else []
+        demos = self.demonstrations[: self.prompting.fewshot_count] if mode == "few-shot" else []
+        messages = build_messages(
+            mode,
+            question,
+            system_prompt=self.prompting.system_prompt,
+            sources=sources,
+            demonstrations=demos,
+            max_source_chars=self.prompting.max_source_chars,
+        )
+        return PreparedTurn(question, mode, messages, sources)
+
+    def stream(self, turn: PreparedTurn, *, adapter: str | None = None) -> Iterator[str]:
+        """Text deltas of the answer to a prepared turn."""
+        return self.generator.stream(turn.messages, adapter=adapter, params=self.params)
+
+    def answer(self, question: str, *, adapter: str | None = None, **kwargs) -> Answer:
+        """Answer in one call (CLI, batch use)."""
+        started = time.perf_counter()
+        turn = self.prepare(question, **kwargs)
+        text = "".join(self.stream(turn, adapter=adapter)).strip()
+        return Answer(question, text, turn.sources, turn.mode, time.perf_counter() - started)

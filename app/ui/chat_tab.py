@@ -1,0 +1,72 @@
+"""The Chat tab: mode, collection and top-k controls, streamed answers, sources below."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Iterator
+
+import gradio as gr
+
+from app.chat import ChatService
+from app.errors import user_error_types
+from app.prompting import MODES
+from indexing.retrieval import RetrievedChunk
+
+
+def format_sources_markdown(sources: list[RetrievedChunk], snippet_chars: int = 220) -> str:
+    """Sources as a Markdown list: number, file name, page, heading and a snippet."""
+    if not sources:
+        return ""
+    lines = ["", "", "**Sources**", ""]
+    for number, source in enumerate(sources, 1):
+        where = f"`{source.file_name}`"
+        if source.page:
+            where += f", page {source.page}"
+        if source.heading:
+            where += f", {html.escape(source.heading)}"
+        snippet = " ".join(source.text.split())[:snippet_chars]
+        lines.append(f"{number}. {where} (score {source.score:.2f}): _{html.escape(snippet)}…_")
+    return "\n".join(lines)
+
+
+def answer_events(
+    chat: ChatService, message: str, mode: str, collection: str, k: int, adapter: str | None = None
+) -> Iterator[str]:
+    """The growing answer text, then the answer with its sources appended.
+
+    Known errors (server down, unknown collection) end as a visible message in the chat.
+    """
+    try:
+        turn = chat.prepare(message, mode=mode, collection=collection or None, k=int(k))
+        text = ""
+        for delta in chat.stream(turn, adapter=adapter):
+            text += delta
+            yield text
+        yield text + format_sources_markdown(turn.sources)
+    except user_error_types() as exc:
+        yield f"⚠️ {exc}"
+
+
+def build_chat_tab(chat: ChatService, list_collections: Callable[[], list[str]]) -> None:
+    """Render the chat tab inside the current Blocks context."""
+    collections = list_collections()
+    default = chat.default_collection if chat.default_collection in collections else None
+    with gr.Row():
+        mode = gr.Radio(list(MODES), value=chat.prompting.default_mode, label="Mode")
+        collection = gr.Dropdown(
+            collections, value=default or (collections[0] if collections else None),
+            label="Collection", allow_custom_value=True,
+        )  # fmt: skip
+        top_k = gr.Slider(1, 12, value=chat.prompting.top_k, step=1, label="Top-k sources")
+
+    def respond(message: str, history: list, mode: str, collection: str, k: int) -> Iterator[str]:
+        yield from answer_events(chat, message, mode, collection, k)
+
+    gr.ChatInterface(
+        respond,
+        additional_inputs=[mode, collection, top_k],
+        chatbot=gr.Chatbot(height=480, label="ragtune"),
+        textbox=gr.Textbox(placeholder="Ask about your documents…", submit_btn=True),
+        examples=None,
+        fill_height=True,
+    )

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, suites, the batch runner and the A/B arena (see the evals issue)."""

@@ -1,0 +1,1 @@
+"""Indexing: read files, chunk, embed, store in Chroma, and retrieve."""

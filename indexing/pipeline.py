@@ -1,0 +1,184 @@
+"""Ingest files into a collection: read -> chunk -> embed -> store, skipping unchanged files.
+
+Idempotent by construction: chunk ids derive from the source path, content hash and
+position, and a file whose stored chunks are complete for its current hash is skipped
+before anything is read or embedded. A changed file has its new chunks written first and
+its old ones deleted after, so an interrupted run never loses the previous version.
+A file that fails is reported with its reason and leaves the collection as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from tqdm import tqdm
+
+from indexing.chunking import chunk_documents
+from indexing.config import IndexingSettings
+from indexing.embedding import Embedder
+from indexing.readers import FileRejected, check_file, load_documents
+from indexing.store import VectorStore
+
+Status = Literal["added", "updated", "skipped", "failed", "pruned"]
+
+
+@dataclass
+class FileResult:
+    """The outcome for one file."""
+
+    path: str
+    status: Status
+    chunks: int = 0
+    reason: str = ""
+
+
+@dataclass
+class IngestReport:
+    """Everything an ingest run did, file by file."""
+
+    collection: str
+    files: list[FileResult] = field(default_factory=list)
+    embedded: int = 0
+
+    def count(self, status: Status) -> int:
+        """How many files ended with ``status``."""
+        return sum(1 for f in self.files if f.status == status)
+
+    def summary(self) -> dict[str, int]:
+        """Counts per status plus the number of embeddings computed."""
+        counts = {s: self.count(s) for s in ("added", "updated", "skipped", "failed", "pruned")}
+        return {**counts, "embedded_chunks": self.embedded}
+
+    def to_dict(self) -> dict:
+        """JSON-ready form for ``--json``."""
+        return {
+            "collection": self.collection,
+            "summary": self.summary(),
+            "files": [vars(f) for f in self.files],
+        }
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 of the file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def discover(paths: Iterable[Path], extensions: list[str]) -> tuple[list[Path], list[FileResult]]:
+    """Files to ingest under ``paths`` (folders recursively), and the paths that are missing."""
+    wanted = {e.lower() for e in extensions}
+    files: list[Path] = []
+    missing: list[FileResult] = []
+    for path in paths:
+        if path.is_dir():
+            for candidate in sorted(path.rglob("*")):
+                hidden = any(part.startswith(".") for part in candidate.relative_to(path).parts)
+                if candidate.is_file() and not hidden and candidate.suffix.lower() in wanted:
+                    files.append(candidate.resolve())
+        elif path.is_file():
+            files.append(path.resolve())
+        else:
+            missing.append(FileResult(str(path), "failed", reason="no such file or folder"))
+    return list(dict.fromkeys(files)), missing
+
+
+class IngestPipeline:
+    """Ingests files into collections of one store with one embedder."""
+
+    def __init__(self, store: VectorStore, embedder: Embedder, settings: IndexingSettings) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+
+    def ingest(
+        self,
+        paths: list[Path],
+        collection_name: str,
+        *,
+        prune: bool = False,
+        show_progress: bool = True,
+        on_file: Callable[[int, int, FileResult], None] | None = None,
+    ) -> IngestReport:
+        """Ingest ``paths`` into ``collection_name`` (created if needed)."""
+        collection = self.store.collection(
+            collection_name, embedding_model=self.embedder.name, create=True
+        )
+        report = IngestReport(collection_name)
+        files, missing = discover(paths, self.settings.extensions)
+        report.files.extend(missing)
+        embedded_before = self.embedder.embedded_count
+        bar = tqdm(files, desc=f"ingest -> {collection_name}", unit="file", disable=not show_progress)
+        for index, path in enumerate(bar, 1):
+            result = self._ingest_file(collection, path)
+            report.files.append(result)
+            if on_file:
+                on_file(index, len(files), result)
+        if prune:
+            report.files.extend(self._prune(collection, paths, {str(f) for f in files}))
+        report.embedded = self.embedder.embedded_count - embedded_before
+        return report
+
+    def _ingest_file(self, collection, path: Path) -> FileResult:
+        source = str(path)
+        try:
+            if path.suffix.lower() not in {e.lower() for e in self.settings.extensions}:
+                supported = " ".join(self.settings.extensions)
+                raise FileRejected(f"unsupported file type {path.suffix or '(none)'} ({supported})")
+            check_file(path, max_file_mb=self.settings.max_file_mb)
+            digest = file_hash(path)
+            state = self.store.file_state(collection, source)
+            if state.is_complete(digest):
+                return FileResult(source, "skipped", chunks=len(state.ids))
+            documents = load_documents(path, max_file_mb=self.settings.max_file_mb)
+            chunks = chunk_documents(
+                documents,
+                chunk_size=self.settings.chunk_size,
+                chunk_overlap=self.settings.chunk_overlap,
+                tokenizer=self.embedder.tokenize,
+            )
+            if not chunks:
+                raise FileRejected("no text content after chunking")
+            ids = [_chunk_id(source, digest, i) for i in range(len(chunks))]
+            metadatas = [
+                {
+                    **chunk.metadata,
+                    "source": source,
+                    "file_name": path.name,
+                    "file_hash": digest,
+                    "chunk_index": i,
+                    "chunk_count": len(chunks),
+                }
+                for i, chunk in enumerate(chunks)
+            ]
+            texts = [chunk.text for chunk in chunks]
+            embeddings = self.embedder.embed(texts)
+            self.store.upsert(collection, ids, texts, embeddings, metadatas)
+            self.store.delete_ids(collection, [i for i in state.ids if i not in set(ids)])
+            return FileResult(source, "updated" if state.ids else "added", chunks=len(chunks))
+        except FileRejected as exc:
+            return FileResult(source, "failed", reason=str(exc))
+        except OSError as exc:
+            return FileResult(source, "failed", reason=f"cannot read: {exc.strerror or exc}")
+
+    def _prune(self, collection, roots: list[Path], seen: set[str]) -> list[FileResult]:
+        folders = [str(r.resolve()) + os.sep for r in roots if r.is_dir()]
+        results = []
+        for source in sorted(self.store.sources(collection)):
+            if source in seen or not any(source.startswith(f) for f in folders):
+                continue
+            state = self.store.file_state(collection, source)
+            self.store.delete_ids(collection, state.ids)
+            results.append(FileResult(source, "pruned", chunks=len(state.ids)))
+        return results
+
+
+def _chunk_id(source: str, digest: str, index: int) -> str:
+    return f"{hashlib.sha1(source.encode()).hexdigest()[:16]}-{digest[:16]}-{index:05d}"

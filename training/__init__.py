@@ -1,0 +1,1 @@
+"""Training: datasets, adaptation methods and the adapter registry (see the training issue)."""
