@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable, Iterator
 
 import gradio as gr
@@ -24,7 +25,8 @@ def format_sources_markdown(sources: list[RetrievedChunk], snippet_chars: int = 
             where += f", page {source.page}"
         if source.heading:
             where += f", {html.escape(source.heading)}"
-        snippet = " ".join(source.text.split())[:snippet_chars]
+        plain = re.sub(r"[#*_`>\[\]]+", " ", source.text)  # Markdown marks would render
+        snippet = " ".join(plain.split())[:snippet_chars]
         lines.append(f"{number}. {where} (score {source.score:.2f}): _{html.escape(snippet)}…_")
     return "\n".join(lines)
 

