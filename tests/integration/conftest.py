@@ -1,0 +1,90 @@
+"""The real stack, started once per test session: `ragtune serve` with its own vLLM engine.
+
+The docs folder is ingested into a temporary data folder, then `ragtune serve` starts the
+real vLLM server (the converted default model) on a free port and the web app on
+another. Teardown stops serve with Ctrl-C and checks the engine went down with it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.models import pull_default_generator
+from app.settings import load_settings
+from tests.conftest import REPO
+
+RAGTUNE = str(Path(sys.executable).with_name("ragtune"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    app_url: str
+    engine_url: str
+    data_dir: Path
+
+    def ragtune(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run the ragtune CLI against this stack."""
+        return subprocess.run(
+            [RAGTUNE, *args], env=self.env, capture_output=True, text=True, timeout=timeout, cwd=REPO
+        )
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Stack:
+    os.environ.setdefault("RAGTUNE_SETTINGS_DIR", str(REPO))
+    model_dir = pull_default_generator(load_settings().models_dir)  # no-op once pulled
+    data_dir = tmp_path_factory.mktemp("stack") / "data"
+    engine_port, app_port = free_port(), free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RAGTUNE_")},
+        "RAGTUNE_SETTINGS_DIR": str(REPO),
+        "RAGTUNE_DATA_DIR": str(data_dir),
+        "RAGTUNE_GENERATOR__MODEL": str(model_dir),
+        "RAGTUNE_GENERATOR__PORT": str(engine_port),
+        "RAGTUNE_GENERATOR__SEED": "0",
+        "RAGTUNE_UI__PORT": str(app_port),
+    }
+    stack = Stack(env, f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{engine_port}/v1", data_dir)
+    ingest = stack.ragtune("ingest", "docs", "--collection", "docs")
+    assert ingest.returncode == 0, ingest.stderr
+    log = (data_dir / "serve.log").open("w")
+    serve = subprocess.Popen([RAGTUNE, "serve"], env=env, cwd=REPO, stdout=log, stderr=log)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        assert serve.poll() is None, (data_dir / "serve.log").read_text()[-3000:]
+        try:
+            if httpx.get(f"{stack.app_url}/healthz", timeout=2).json()["generator"]:
+                break
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(2)
+    else:
+        serve.kill()
+        pytest.fail("ragtune serve did not become ready in 600 s")
+    yield stack
+    serve.send_signal(signal.SIGINT)
+    serve.wait(timeout=90)
+    assert not port_open(engine_port), "the vLLM engine outlived `ragtune serve`"

@@ -1,0 +1,47 @@
+"""Browser: headless Chromium (Debian's) drives the Gradio chat against the real stack."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed (make test installs it)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+def test_chat_streams_an_answer_with_sources(stack, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    page.goto(stack.app_url)
+    box = page.get_by_placeholder("Ask about your documents…")
+    box.fill("What does the --prune option of ragtune ingest do?")
+    box.press("Enter")
+    bot = page.locator('[data-testid="bot"]').last
+    bot.wait_for(timeout=60_000)
+    streamed = []
+    for _ in range(600):  # see the text grow before the sources arrive
+        text = bot.inner_text()
+        streamed.append(len(text))
+        if "Sources" in text:
+            break
+        page.wait_for_timeout(100)
+    final = bot.inner_text()
+    page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
+    assert "Sources" in final and "ingestion.md" in final
+    answer = final.split("Sources")[0].strip()
+    assert answer
+    assert len(set(streamed)) > 2, "the answer did not stream"
