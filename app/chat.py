@@ -14,7 +14,9 @@ from functools import cached_property
 from app.generation.base import GenerationParams, Generator
 from app.prompting import Demonstration, Mode, build_messages, load_demonstrations
 from app.settings import PromptingSettings
+from indexing.lexical import MetadataFilter
 from indexing.retrieval import RetrievedChunk, Retriever
+from indexing.store import StoreError
 
 
 @dataclass
@@ -63,13 +65,15 @@ class ChatService:
     def __init__(
         self,
         generator: Generator,
-        retriever: Retriever,
+        retrievers: dict[str, Retriever],
         prompting: PromptingSettings,
         params: GenerationParams,
         default_collection: str,
+        default_retriever: str = "hybrid",
     ) -> None:
         self.generator = generator
-        self.retriever = retriever
+        self.retrievers = retrievers
+        self.default_retriever = default_retriever
         self.prompting = prompting
         self.params = params
         self.default_collection = default_collection
@@ -79,10 +83,21 @@ class ChatService:
         """Few-shot demonstrations, read once."""
         return load_demonstrations(self.prompting.fewshot_file)
 
-    def retrieve(self, question: str, collection: str | None = None, k: int | None = None):
+    def retrieve(
+        self,
+        question: str,
+        collection: str | None = None,
+        k: int | None = None,
+        *,
+        retriever: str | None = None,
+        flt: MetadataFilter | None = None,
+    ) -> list[RetrievedChunk]:
         """The sources a RAG answer would use."""
-        return self.retriever.retrieve(
-            question, collection or self.default_collection, k or self.prompting.top_k
+        kind = retriever or self.default_retriever
+        if kind not in self.retrievers:
+            raise StoreError(f"unknown retriever {kind!r}; choose one of {', '.join(self.retrievers)}")
+        return self.retrievers[kind].retrieve(
+            question, collection or self.default_collection, k or self.prompting.top_k, flt
         )
 
     def prepare(
@@ -92,10 +107,16 @@ class ChatService:
         mode: Mode | None = None,
         collection: str | None = None,
         k: int | None = None,
+        retriever: str | None = None,
+        flt: MetadataFilter | None = None,
     ) -> PreparedTurn:
         """Retrieve (in RAG mode) and build the messages."""
         mode = mode or self.prompting.default_mode
-        sources = self.retrieve(question, collection, k) if mode == "rag" else []
+        sources = (
+            self.retrieve(question, collection, k, retriever=retriever, flt=flt)
+            if mode == "rag"
+            else []
+        )
         demos = self.demonstrations[: self.prompting.fewshot_count] if mode == "few-shot" else []
         messages = build_messages(
             mode,

@@ -11,7 +11,7 @@ from app.generation.base import GenerationParams, Generator
 from app.settings import Settings
 from indexing.embedding import Embedder
 from indexing.pipeline import IngestPipeline
-from indexing.retrieval import DenseRetriever
+from indexing.retrieval import RETRIEVER_KINDS, Retriever, make_retriever
 from indexing.store import VectorStore
 
 
@@ -42,7 +42,7 @@ def generation_params(settings: Settings) -> GenerationParams:
 
 def build_store(settings: Settings) -> VectorStore:
     """The Chroma store (embedded or http)."""
-    return VectorStore(settings.vector_store, settings.chroma_dir)
+    return VectorStore(settings.vector_store, settings.chroma_dir, settings.data_dir / "indexes")
 
 
 def build_embedder(settings: Settings) -> Embedder:
@@ -66,12 +66,28 @@ def build_chat_service(
     store: VectorStore | None = None,
     embedder: Embedder | None = None,
 ) -> ChatService:
-    """The chat service with the configured generator and dense retriever."""
-    retriever = DenseRetriever(store or build_store(settings), embedder or build_embedder(settings))
+    """The chat service with the configured generator and all three retrievers."""
+    store = store or build_store(settings)
+    embedder = embedder or build_embedder(settings)
     return ChatService(
         generator or build_generator(settings),
-        retriever,
+        build_retrievers(settings, store, embedder),
         settings.prompting,
         generation_params(settings),
         settings.indexing.default_collection,
+        settings.indexing.retriever,
     )
+
+
+def build_retrievers(settings: Settings, store: VectorStore, embedder: Embedder) -> dict[str, Retriever]:
+    """Dense, BM25 and hybrid retrievers over one store, by name."""
+    return {
+        kind: make_retriever(
+            kind,
+            store,
+            embedder,
+            rrf_k=settings.indexing.rrf_k,
+            candidates=settings.indexing.hybrid_candidates,
+        )
+        for kind in RETRIEVER_KINDS
+    }

@@ -25,8 +25,18 @@ class IndexingSettings(BaseModel):
     """How files become chunks."""
 
     default_collection: str = Field("docs", description="Collection used when none is named.")
+    chunking: Literal["structure", "sentence"] = Field(
+        "structure",
+        description="Chunking of new collections: 'structure' splits Markdown/HTML at headings "
+        "and PDFs by page before sentence windows; 'sentence' uses sentence windows only.",
+    )
     chunk_size: int = Field(256, ge=32, description="Chunk size in embedder tokens.")
     chunk_overlap: int = Field(32, ge=0, description="Tokens shared by neighbouring chunks.")
+    retriever: Literal["dense", "bm25", "hybrid"] = Field(
+        "hybrid", description="Default retriever: embeddings, BM25, or both fused by RRF."
+    )
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    hybrid_candidates: int = Field(20, ge=1, description="Hits taken from each retriever to fuse.")
     max_file_mb: float = Field(20.0, gt=0, description="Files larger than this are refused.")
     extensions: list[str] = Field(
         default_factory=lambda: [".txt", ".md", ".markdown", ".pdf", ".html", ".htm"],

@@ -18,7 +18,7 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from indexing.chunking import chunk_documents
+from indexing.chunking import ChunkingConfig, chunk_documents
 from indexing.config import IndexingSettings
 from indexing.embedding import Embedder
 from indexing.readers import FileRejected, check_file, load_documents
@@ -44,6 +44,8 @@ class IngestReport:
     collection: str
     files: list[FileResult] = field(default_factory=list)
     embedded: int = 0
+    chunking: str = ""
+    notices: list[str] = field(default_factory=list)
 
     def count(self, status: Status) -> int:
         """How many files ended with ``status``."""
@@ -58,6 +60,8 @@ class IngestReport:
         """JSON-ready form for ``--json``."""
         return {
             "collection": self.collection,
+            "chunking": self.chunking,
+            "notices": self.notices,
             "summary": self.summary(),
             "files": [vars(f) for f in self.files],
         }
@@ -98,36 +102,72 @@ class IngestPipeline:
         self.embedder = embedder
         self.settings = settings
 
+    def default_chunking(self) -> ChunkingConfig:
+        """The chunking that new collections get from the settings."""
+        s = self.settings
+        return ChunkingConfig(s.chunking, s.chunk_size, s.chunk_overlap)
+
     def ingest(
         self,
         paths: list[Path],
         collection_name: str,
         *,
         prune: bool = False,
+        tags: list[str] | None = None,
+        chunking: ChunkingConfig | None = None,
         show_progress: bool = True,
         on_file: Callable[[int, int, FileResult], None] | None = None,
     ) -> IngestReport:
-        """Ingest ``paths`` into ``collection_name`` (created if needed)."""
+        """Ingest ``paths`` into ``collection_name`` (created if needed).
+
+        ``chunking`` None keeps the collection's recorded chunking (the settings' for a new
+        collection); a different one re-chunks every file of the collection, so a
+        collection never mixes two strategies.
+        """
+        requested = chunking or self.default_chunking()
         collection = self.store.collection(
-            collection_name, embedding_model=self.embedder.name, create=True
+            collection_name,
+            embedding_model=self.embedder.name,
+            create=True,
+            chunking=requested.signature(),
         )
         report = IngestReport(collection_name)
+        recorded = self.store.chunking_of(collection) or requested.signature()
         files, missing = discover(paths, self.settings.extensions)
+        if chunking is not None and recorded != requested.signature():
+            previous = sorted(self.store.sources(collection))
+            report.notices.append(
+                f"re-chunking collection {collection_name!r}: {recorded} -> "
+                f"{requested.signature()} ({len(previous)} stored files)"
+            )
+            self.store.set_chunking(collection, requested.signature())
+            recorded = requested.signature()
+            files = list(dict.fromkeys([*files, *(Path(p) for p in previous)]))
+        report.chunking = recorded
+        config = ChunkingConfig.from_signature(recorded)
+        tag_field = ",".join(["", *sorted(set(tags or [])), ""]) if tags else ""
         report.files.extend(missing)
         embedded_before = self.embedder.embedded_count
+        was_clean = self.store.mark_changing(collection)
         bar = tqdm(files, desc=f"ingest -> {collection_name}", unit="file", disable=not show_progress)
         for index, path in enumerate(bar, 1):
-            result = self._ingest_file(collection, path)
+            result = self._ingest_file(collection, path, config, tag_field)
             report.files.append(result)
             if on_file:
                 on_file(index, len(files), result)
         if prune:
             report.files.extend(self._prune(collection, paths, {str(f) for f in files}))
         report.embedded = self.embedder.embedded_count - embedded_before
+        changed = any(r.status in ("added", "updated", "pruned") for r in report.files)
+        if changed or not was_clean:
+            self.store.rebuild_lexical(collection)
+        else:
+            self.store.mark_settled(collection)
         return report
 
-    def _ingest_file(self, collection, path: Path) -> FileResult:
+    def _ingest_file(self, collection, path: Path, config: ChunkingConfig, tags: str) -> FileResult:
         source = str(path)
+        version = f"{config.signature()}|{tags}"
         try:
             if path.suffix.lower() not in {e.lower() for e in self.settings.extensions}:
                 supported = " ".join(self.settings.extensions)
@@ -135,15 +175,10 @@ class IngestPipeline:
             check_file(path, max_file_mb=self.settings.max_file_mb)
             digest = file_hash(path)
             state = self.store.file_state(collection, source)
-            if state.is_complete(digest):
+            if state.is_complete(digest, version):
                 return FileResult(source, "skipped", chunks=len(state.ids))
             documents = load_documents(path, max_file_mb=self.settings.max_file_mb)
-            chunks = chunk_documents(
-                documents,
-                chunk_size=self.settings.chunk_size,
-                chunk_overlap=self.settings.chunk_overlap,
-                tokenizer=self.embedder.tokenize,
-            )
+            chunks = chunk_documents(documents, config, tokenizer=self.embedder.tokenize)
             if not chunks:
                 raise FileRejected("no text content after chunking")
             ids = [_chunk_id(source, digest, i) for i in range(len(chunks))]
@@ -153,6 +188,8 @@ class IngestPipeline:
                     "source": source,
                     "file_name": path.name,
                     "file_hash": digest,
+                    "version": version,
+                    "tags": tags,
                     "chunk_index": i,
                     "chunk_count": len(chunks),
                 }

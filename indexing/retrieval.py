@@ -1,14 +1,22 @@
-"""Retrievers: a query in, the best chunks of a collection out, with their sources."""
+"""Retrievers: a query in, the best chunks of a collection out, with their sources.
+
+Three kinds share one interface: ``dense`` (embedding cosine search in Chroma), ``bm25``
+(the lexical sidecar) and ``hybrid`` (both, fused by reciprocal rank fusion). Metadata
+filters apply to all three through the sidecar's metadata snapshot.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from indexing.embedding import Embedder
+from indexing.lexical import MetadataFilter
 from indexing.store import StoreError, VectorStore
 
 MAX_QUERY_CHARS = 4000
+RetrieverKind = Literal["dense", "bm25", "hybrid"]
+RETRIEVER_KINDS: tuple[RetrieverKind, ...] = ("dense", "bm25", "hybrid")
 
 
 @dataclass
@@ -35,39 +43,119 @@ class RetrievedChunk:
 class Retriever(Protocol):
     """Anything that returns the ``k`` best chunks for a query."""
 
-    def retrieve(self, query: str, collection: str, k: int) -> list[RetrievedChunk]: ...
+    def retrieve(
+        self, query: str, collection: str, k: int, flt: MetadataFilter | None = None
+    ) -> list[RetrievedChunk]: ...
 
 
-class DenseRetriever:
-    """Cosine similarity search over the collection's embeddings in Chroma."""
+def _chunk(chunk_id: str, text: str, meta: dict[str, Any], score: float) -> RetrievedChunk:
+    return RetrievedChunk(
+        source=meta.get("source", "?"),
+        text=text,
+        score=round(score, 4),
+        page=meta.get("page"),
+        heading=meta.get("heading"),
+        chunk_id=chunk_id,
+    )
 
+
+class _Base:
     def __init__(self, store: VectorStore, embedder: Embedder) -> None:
         self.store = store
         self.embedder = embedder
 
-    def retrieve(self, query: str, collection: str, k: int) -> list[RetrievedChunk]:
-        """Top ``k`` chunks; an empty collection is an error that says so."""
+    def _open(self, query: str, collection: str, flt: MetadataFilter | None):
+        """Validate the query, open the collection and apply the filter."""
         if not query.strip():
             raise StoreError("empty question")
+        if len(query) > MAX_QUERY_CHARS:
+            raise StoreError(
+                f"the question is {len(query):,} characters long; the limit is "
+                f"{MAX_QUERY_CHARS:,} (shorten it, or ingest the long text as a document)"
+            )
         chroma = self.store.collection(collection, embedding_model=self.embedder.name)
         if chroma.count() == 0:
             raise StoreError(f"collection {collection!r} is empty; ingest documents into it first")
-        vector = self.embedder.embed_query(query[:MAX_QUERY_CHARS])
+        lexical = self.store.lexical_index(chroma)
+        mask = lexical.allowed(flt)
+        if mask is not None and not mask.any():
+            raise StoreError(f"no chunks of {collection!r} match the filter ({flt.describe()})")
+        return chroma, lexical, mask
+
+    def _dense(self, chroma, lexical, mask, query: str, n: int) -> list[RetrievedChunk]:
+        allowed = None if mask is None else [i for i, m in zip(lexical.ids, mask) if m]
+        n = min(n, len(allowed) if allowed is not None else chroma.count())
         found = chroma.query(
-            query_embeddings=[vector],
-            n_results=min(k, chroma.count()),
+            query_embeddings=[self.embedder.embed_query(query)],
+            n_results=n,
+            ids=allowed,
             include=["documents", "metadatas", "distances"],
         )
         return [
-            RetrievedChunk(
-                source=meta.get("source", "?"),
-                text=text,
-                score=round(1.0 - float(distance), 4),
-                page=meta.get("page"),
-                heading=meta.get("heading"),
-                chunk_id=chunk_id,
-            )
-            for chunk_id, text, meta, distance in zip(
+            _chunk(i, text, meta, 1.0 - float(distance))
+            for i, text, meta, distance in zip(
                 found["ids"][0], found["documents"][0], found["metadatas"][0], found["distances"][0]
             )
         ]
+
+    @staticmethod
+    def _bm25(chroma, lexical, mask, query: str, n: int) -> list[RetrievedChunk]:
+        hits = lexical.search(query, n, mask)
+        if not hits:
+            return []
+        got = chroma.get(ids=[i for i, _ in hits], include=["documents", "metadatas"])
+        by_id = {i: (t, m) for i, t, m in zip(got["ids"], got["documents"], got["metadatas"])}
+        return [_chunk(i, *by_id[i], score) for i, score in hits if i in by_id]
+
+
+class DenseRetriever(_Base):
+    """Cosine similarity search over the collection's embeddings in Chroma."""
+
+    def retrieve(self, query, collection, k, flt=None) -> list[RetrievedChunk]:
+        """Top ``k`` chunks by embedding similarity."""
+        return self._dense(*self._open(query, collection, flt), query, k)
+
+
+class BM25Retriever(_Base):
+    """BM25 over the collection's chunks (stemmed, English stop words removed)."""
+
+    def retrieve(self, query, collection, k, flt=None) -> list[RetrievedChunk]:
+        """Top ``k`` chunks by BM25 score (chunks sharing no term are not returned)."""
+        return self._bm25(*self._open(query, collection, flt), query, k)
+
+
+class HybridRetriever(_Base):
+    """Dense and BM25 candidates fused by reciprocal rank fusion (Cormack et al., 2009)."""
+
+    def __init__(self, store: VectorStore, embedder: Embedder, rrf_k: int = 60, candidates: int = 20):
+        super().__init__(store, embedder)
+        self.rrf_k = rrf_k
+        self.candidates = candidates
+
+    def retrieve(self, query, collection, k, flt=None) -> list[RetrievedChunk]:
+        """Top ``k`` chunks by fused rank; the score is the RRF score."""
+        opened = self._open(query, collection, flt)
+        n = max(self.candidates, k)
+        fused: dict[str, float] = {}
+        chunks: dict[str, RetrievedChunk] = {}
+        for ranking in (self._dense(*opened, query, n), self._bm25(*opened, query, n)):
+            for rank, chunk in enumerate(ranking, 1):
+                fused[chunk.chunk_id] = fused.get(chunk.chunk_id, 0.0) + 1.0 / (self.rrf_k + rank)
+                chunks.setdefault(chunk.chunk_id, chunk)
+        best = sorted(fused, key=fused.get, reverse=True)[:k]
+        return [
+            RetrievedChunk(**{**chunks[i].to_dict(), "score": round(fused[i], 5)}) for i in best
+        ]
+
+
+def make_retriever(
+    kind: str, store: VectorStore, embedder: Embedder, *, rrf_k: int = 60, candidates: int = 20
+) -> Retriever:
+    """The retriever named ``kind``."""
+    if kind == "dense":
+        return DenseRetriever(store, embedder)
+    if kind == "bm25":
+        return BM25Retriever(store, embedder)
+    if kind == "hybrid":
+        return HybridRetriever(store, embedder, rrf_k, candidates)
+    raise StoreError(f"unknown retriever {kind!r}; choose one of {', '.join(RETRIEVER_KINDS)}")

@@ -9,6 +9,7 @@ changed or half-written one without a separate manifest that could drift.
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from indexing.config import VectorStoreSettings
+from indexing.lexical import LexicalIndex
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,61}[a-zA-Z0-9]$")
 
@@ -29,12 +31,28 @@ class FileState:
     """What the store holds for one source file."""
 
     ids: list[str]
-    hashes: set[str]
+    versions: set[tuple[str, str]]
     expected_count: int | None
 
-    def is_complete(self, file_hash: str) -> bool:
-        """True when every chunk of the file is stored with ``file_hash``."""
-        return self.hashes == {file_hash} and self.expected_count == len(self.ids)
+    def is_complete(self, file_hash: str, signature: str) -> bool:
+        """True when every chunk of the file is stored for this content and chunking."""
+        return self.versions == {(file_hash, signature)} and self.expected_count == len(self.ids)
+
+
+@dataclass
+class CollectionInfo:
+    """What ``ragtune collections show`` reports."""
+
+    name: str
+    chunks: int
+    files: int
+    embedding_model: str
+    chunking: str
+    size_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return dict(vars(self))
 
 
 def validate_collection_name(name: str) -> str:
@@ -50,10 +68,13 @@ def validate_collection_name(name: str) -> str:
 class VectorStore:
     """Thin layer over a Chroma client (embedded or http)."""
 
-    def __init__(self, settings: VectorStoreSettings, path: Path) -> None:
+    def __init__(self, settings: VectorStoreSettings, path: Path, index_root: Path) -> None:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
+        self.path = path
+        self.index_root = index_root
+        self._lexical: dict[str, tuple[float, LexicalIndex]] = {}
         chroma_settings = ChromaSettings(anonymized_telemetry=False)
         if settings.mode == "http":
             self.client = chromadb.HttpClient(
@@ -67,7 +88,9 @@ class VectorStore:
         """Names of all collections."""
         return sorted(c if isinstance(c, str) else c.name for c in self.client.list_collections())
 
-    def collection(self, name: str, *, embedding_model: str, create: bool = False) -> Any:
+    def collection(
+        self, name: str, *, embedding_model: str, create: bool = False, chunking: str = ""
+    ) -> Any:
         """The Chroma collection ``name``, refusing one built with another embedder."""
         validate_collection_name(name)
         if name not in self.collection_names():
@@ -78,7 +101,7 @@ class VectorStore:
                 )
             return self.client.create_collection(
                 name,
-                metadata={"embedding_model": embedding_model},
+                metadata={"embedding_model": embedding_model, "chunking": chunking},
                 configuration={"hnsw": {"space": "cosine"}},
                 embedding_function=None,
             )
@@ -92,8 +115,89 @@ class VectorStore:
         return collection
 
     def delete_collection(self, name: str) -> None:
-        """Remove a collection and all its chunks."""
-        self.client.delete_collection(validate_collection_name(name))
+        """Remove a collection, all its chunks and its BM25 sidecar."""
+        if validate_collection_name(name) not in self.collection_names():
+            raise StoreError(f"unknown collection {name!r}")
+        self.client.delete_collection(name)
+        shutil.rmtree(self.index_root / name, ignore_errors=True)
+        self._lexical.pop(name, None)
+
+    @staticmethod
+    def chunking_of(collection: Any) -> str:
+        """The chunking signature recorded for a collection."""
+        return (collection.metadata or {}).get("chunking", "")
+
+    @staticmethod
+    def set_chunking(collection: Any, signature: str) -> None:
+        """Record a new chunking signature (the pipeline re-chunks every file)."""
+        collection.modify(metadata={**(collection.metadata or {}), "chunking": signature})
+
+    def lexical_index(self, collection: Any) -> LexicalIndex:
+        """The collection's BM25 sidecar, rebuilt from Chroma when missing or dirty."""
+        index = LexicalIndex(self.index_root / collection.name)
+        if not index.is_usable():
+            self.rebuild_lexical(collection)
+        stamp = (index.folder / "ids.json").stat().st_mtime
+        cached = self._lexical.get(collection.name)
+        if cached and cached[0] == stamp:
+            return cached[1]
+        index.load()
+        self._lexical[collection.name] = (stamp, index)
+        return index
+
+    def mark_changing(self, collection: Any) -> bool:
+        """Flag the sidecar as stale before Chroma is written; True if it was clean."""
+        index = LexicalIndex(self.index_root / collection.name)
+        was_clean = index.is_usable()
+        index.mark_dirty()
+        return was_clean
+
+    def mark_settled(self, collection: Any) -> None:
+        """Clear the stale flag after a run that changed nothing."""
+        LexicalIndex(self.index_root / collection.name).dirty_marker.unlink(missing_ok=True)
+
+    def rebuild_lexical(self, collection: Any) -> None:
+        """Rebuild the BM25 sidecar from everything the collection holds."""
+        got = collection.get(include=["documents", "metadatas"])
+        index = LexicalIndex(self.index_root / collection.name)
+        index.rebuild(list(got["ids"]), list(got["documents"]), list(got["metadatas"]))
+        self._lexical.pop(collection.name, None)
+
+    def info(self, name: str) -> CollectionInfo:
+        """Counts, models and size of a collection."""
+        if validate_collection_name(name) not in self.collection_names():
+            raise StoreError(f"unknown collection {name!r}")
+        collection = self.client.get_collection(name, embedding_function=None)
+        metadata = collection.metadata or {}
+        size = self._vector_bytes(str(collection.id)) + _folder_size(self.index_root / name)
+        return CollectionInfo(
+            name=name,
+            chunks=collection.count(),
+            files=len(self.sources(collection)),
+            embedding_model=metadata.get("embedding_model", "?"),
+            chunking=metadata.get("chunking", "?"),
+            size_bytes=size,
+        )
+
+    def _vector_bytes(self, collection_id: str) -> int:
+        """Bytes of the collection's vector segment (embedded mode) plus its SQLite rows."""
+        database = self.path / "chroma.sqlite3"
+        if not database.exists():
+            return 0
+        import sqlite3
+
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+            segments = [
+                row[0]
+                for row in db.execute("SELECT id FROM segments WHERE collection = ?", (collection_id,))
+            ]
+            text_bytes = db.execute(
+                "SELECT COALESCE(SUM(LENGTH(string_value)), 0) FROM embedding_metadata "
+                "WHERE id IN (SELECT e.id FROM embeddings e JOIN segments s ON e.segment_id = s.id "
+                "WHERE s.collection = ?)",
+                (collection_id,),
+            ).fetchone()[0]
+        return int(text_bytes) + sum(_folder_size(self.path / segment) for segment in segments)
 
     @staticmethod
     def file_state(collection: Any, source: str) -> FileState:
@@ -103,7 +207,7 @@ class VectorStore:
         counts = {m.get("chunk_count") for m in metadatas}
         return FileState(
             ids=list(got["ids"]),
-            hashes={m.get("file_hash") for m in metadatas},
+            versions={(m.get("file_hash"), m.get("version", "")) for m in metadatas},
             expected_count=counts.pop() if len(counts) == 1 else None,
         )
 
@@ -137,3 +241,9 @@ class VectorStore:
         """Remove chunks by id."""
         if ids:
             collection.delete(ids=ids)
+
+
+def _folder_size(folder: Path) -> int:
+    if not folder.exists():
+        return 0
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())

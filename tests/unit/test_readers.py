@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from indexing.chunking import chunk_documents
+from indexing.chunking import ChunkingConfig, chunk_documents
 from indexing.readers import FileRejected, html_to_markdown, load_documents
 from tests.helpers import make_pdf, write_bad_inputs
 
@@ -20,7 +20,7 @@ def test_markdown_chunks_keep_heading_path(tmp_path, embedder):
     md = tmp_path / "notes.md"
     md.write_text("# Guide\n\nIntro text.\n\n## Install\n\nRun make run to install.\n")
     chunks = chunk_documents(
-        load_documents(md, max_file_mb=5), chunk_size=64, chunk_overlap=8, tokenizer=embedder.tokenize
+        load_documents(md, max_file_mb=5), ChunkingConfig("structure", 64, 8), tokenizer=embedder.tokenize
     )
     install = [c for c in chunks if "make run" in c.text]
     assert install and install[0].metadata["heading"] == "Guide > Install"
@@ -32,7 +32,7 @@ def test_long_text_is_split_within_the_token_budget(embedder):
     text = " ".join(f"Sentence number {i} talks about retrieval." for i in range(400))
     chunks = chunk_documents(
         [Document(text=text, metadata={"file_type": "txt"})],
-        chunk_size=128, chunk_overlap=16, tokenizer=embedder.tokenize,
+        ChunkingConfig("sentence", 128, 16), tokenizer=embedder.tokenize,
     )  # fmt: skip
     assert len(chunks) > 5
     assert max(len(embedder.tokenize(c.text)) for c in chunks) <= 128
