@@ -132,7 +132,10 @@ class IngestPipeline:
             chunking=requested.signature(),
         )
         report = IngestReport(collection_name)
-        recorded = self.store.chunking_of(collection) or requested.signature()
+        recorded = self.store.chunking_of(collection)
+        if not recorded:  # a collection from before chunking was recorded
+            recorded = requested.signature()
+            self.store.set_chunking(collection, recorded)
         files, missing = discover(paths, self.settings.extensions)
         if chunking is not None and recorded != requested.signature():
             previous = sorted(self.store.sources(collection))

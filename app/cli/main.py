@@ -6,15 +6,13 @@ is printed as one clear ``error:`` line with exit code 2; tracebacks are for bug
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from app.cli.common import CollectionOption, JsonFlag, emit_json, load_cli_settings
 from app.cli.errors import fail, user_errors
-from app.prompting import MODES
 
 cli = typer.Typer(
     name="ragtune",
@@ -27,18 +25,13 @@ cli = typer.Typer(
 models_cli = typer.Typer(help="Prepare the generator and embedding models (offline).", no_args_is_help=True)
 cli.add_typer(models_cli, name="models")
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of text.")]
+from app.cli import ask as ask_module  # noqa: E402
+from app.cli.collections import collections_cli  # noqa: E402
+from app.cli.evaluate import eval_cli  # noqa: E402
 
-
-def _settings():
-    from app.settings import load_settings
-
-    with user_errors():
-        return load_settings()
-
-
-def _emit_json(payload: object) -> None:
-    typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+cli.command()(ask_module.ask)
+cli.add_typer(collections_cli, name="collections")
+cli.add_typer(eval_cli, name="eval")
 
 
 @models_cli.command("pull")
@@ -54,7 +47,7 @@ def models_pull(
     from app.models import pull_default_generator, resolve_generator_model
     from indexing.embedding import Embedder
 
-    settings = _settings()
+    settings = load_cli_settings()
     with user_errors():
         if settings.generator.model == "default":
             typer.echo("preparing the default generator (first time: about a minute)...", err=True)
@@ -65,7 +58,7 @@ def models_pull(
         dimension = len(embedder.embed_query("ready?"))
     result = {"generator": generator, "embedder": embedder.model_id, "embedding_dim": dimension}
     if as_json:
-        _emit_json(result)
+        emit_json(result)
     else:
         typer.echo(f"generator: {generator}\nembedder:  {embedder.model_id} ({dimension} dims)")
 
@@ -73,12 +66,20 @@ def models_pull(
 @cli.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (read recursively).")],
-    collection: Annotated[
-        Optional[str], typer.Option("--collection", "-c", help="Target collection (default: settings).")
-    ] = None,
+    collection: CollectionOption = None,
     prune: Annotated[
         bool, typer.Option(help="Remove chunks of files that are gone from the given folders.")
     ] = False,
+    tag: Annotated[
+        Optional[list[str]], typer.Option("--tag", help="Tag the chunks (repeatable); filter by it in ask.")
+    ] = None,
+    chunking: Annotated[
+        Optional[str],
+        typer.Option(help="Chunking strategy: structure (headings, PDF pages) or sentence. "
+                     "Changing it re-chunks the whole collection."),
+    ] = None,
+    chunk_size: Annotated[Optional[int], typer.Option(min=32, help="Chunk size in tokens.")] = None,
+    chunk_overlap: Annotated[Optional[int], typer.Option(min=0, help="Overlap in tokens.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Read .txt, .md, .pdf and .html files, chunk, embed and store them in Chroma.
@@ -89,15 +90,34 @@ def ingest(
     """
     from app.components import build_ingest_pipeline
 
-    settings = _settings()
+    from indexing.chunking import STRATEGIES, ChunkingConfig
+
+    settings = load_cli_settings()
+    if chunking is not None and chunking not in STRATEGIES:
+        fail(f"unknown chunking strategy {chunking!r}; choose one of {', '.join(STRATEGIES)}")
+    requested = None
+    if chunking or chunk_size or chunk_overlap is not None:
+        base = settings.indexing
+        requested = ChunkingConfig(
+            chunking or base.chunking,
+            chunk_size or base.chunk_size,
+            base.chunk_overlap if chunk_overlap is None else chunk_overlap,
+        )
     with user_errors():
         pipeline = build_ingest_pipeline(settings)
         report = pipeline.ingest(
-            paths, collection or settings.indexing.default_collection, prune=prune, show_progress=not as_json
+            paths,
+            collection or settings.indexing.default_collection,
+            prune=prune,
+            tags=tag,
+            chunking=requested,
+            show_progress=not as_json,
         )
     if as_json:
-        _emit_json(report.to_dict())
+        emit_json(report.to_dict())
     else:
+        for notice in report.notices:
+            typer.echo(notice, err=True)
         for result in report.files:
             if result.status == "failed":
                 typer.echo(f"failed: {result.path}: {result.reason}", err=True)
@@ -108,111 +128,6 @@ def ingest(
             f"embeddings computed: {counts['embedded_chunks']}"
         )
     raise typer.Exit(1 if report.count("failed") else 0)
-
-
-def _read_questions(path: Path) -> list[str]:
-    """Questions of a JSONL file; bad lines are reported by number and skipped."""
-    if not path.exists():
-        fail(f"{path}: no such file")
-    questions = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            question = record["question"] if isinstance(record, dict) else None
-            if not isinstance(question, str) or not question.strip():
-                raise ValueError("'question' must be a non-empty string")
-            questions.append(question)
-        except (json.JSONDecodeError, KeyError, ValueError) as exc:
-            typer.echo(f"warning: {path}, line {number}: skipped ({exc})", err=True)
-    return questions
-
-
-@cli.command()
-def ask(
-    question: Annotated[Optional[str], typer.Argument(help="The question (or use --file).")] = None,
-    collection: Annotated[
-        Optional[str], typer.Option("--collection", "-c", help="Collection to retrieve from (RAG).")
-    ] = None,
-    mode: Annotated[
-        Optional[str], typer.Option(help=f"Prompting mode: {', '.join(MODES)} (default: settings).")
-    ] = None,
-    k: Annotated[Optional[int], typer.Option("--k", min=1, max=50, help="Chunks retrieved (RAG).")] = None,
-    file: Annotated[
-        Optional[Path], typer.Option("--file", "-f", help='JSONL with one {"question": ...} per line.')
-    ] = None,
-    output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Write JSONL here instead of stdout.")
-    ] = None,
-    retrieve_only: Annotated[
-        bool, typer.Option("--retrieve-only", help="Only retrieve sources; no generation.")
-    ] = False,
-    adapter: Annotated[Optional[str], typer.Option(help="Adapter to answer with (default: base).")] = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Answer a question (or a file of them) with its sources.
-
-    With --file the answers are written as JSONL records
-    {"question", "answer", "sources": [{"source", "page", "score", "text"}], "latency_s"}.
-    """
-    from app.chat import Answer
-    from app.components import build_chat_service
-
-    if (question is None) == (file is None):
-        fail("give either a QUESTION or --file")
-    if mode is not None and mode not in MODES:
-        fail(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    if retrieve_only and mode not in (None, "rag"):
-        fail("--retrieve-only needs --mode rag")
-    settings = _settings()
-    questions = _read_questions(file) if file else [question]
-    batch = file is not None
-    sink = output.open("w", encoding="utf-8") if output else sys.stdout
-    with user_errors():
-        chat = build_chat_service(settings)
-        for text in questions:
-            if retrieve_only:
-                import time
-
-                started = time.perf_counter()
-                sources = chat.retrieve(text, collection, k)
-                result = Answer(text, "", sources, "rag", time.perf_counter() - started)
-                record = result.to_dict() | {"answer": None}
-            elif batch or as_json:
-                result = chat.answer(text, adapter=adapter, mode=mode, collection=collection, k=k)
-                record = result.to_dict()
-            else:
-                _stream_to_terminal(chat, text, adapter=adapter, mode=mode, collection=collection, k=k)
-                continue
-            if batch:
-                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
-                sink.flush()
-            elif as_json:
-                _emit_json(record)
-            else:
-                _print_sources(result.sources)
-    if output:
-        sink.close()
-        typer.echo(f"wrote {len(questions)} answers to {output}", err=True)
-
-
-def _stream_to_terminal(chat, text: str, *, adapter: str | None, **kwargs) -> None:
-    turn = chat.prepare(text, **kwargs)
-    for delta in chat.stream(turn, adapter=adapter):
-        typer.echo(delta, nl=False)
-    typer.echo()
-    _print_sources(turn.sources)
-
-
-def _print_sources(sources) -> None:
-    if not sources:
-        return
-    typer.echo("\nSources:")
-    for number, source in enumerate(sources, 1):
-        page = f", page {source.page}" if source.page else ""
-        heading = f" - {source.heading}" if source.heading else ""
-        typer.echo(f"  [{number}] {source.source}{page}{heading} (score {source.score:.3f})")
 
 
 @cli.command()
@@ -230,7 +145,7 @@ def serve(
     """
     from app.serving import run_server
 
-    settings = _settings()
+    settings = load_cli_settings()
     if host:
         settings.ui.host = host
     if port:

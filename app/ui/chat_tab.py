@@ -11,7 +11,8 @@ import gradio as gr
 from app.chat import ChatService
 from app.errors import user_error_types
 from app.prompting import MODES
-from indexing.retrieval import RetrievedChunk
+from indexing.lexical import MetadataFilter
+from indexing.retrieval import RETRIEVER_KINDS, RetrievedChunk
 
 
 def format_sources_markdown(sources: list[RetrievedChunk], snippet_chars: int = 220) -> str:
@@ -32,14 +33,24 @@ def format_sources_markdown(sources: list[RetrievedChunk], snippet_chars: int = 
 
 
 def answer_events(
-    chat: ChatService, message: str, mode: str, collection: str, k: int, adapter: str | None = None
+    chat: ChatService,
+    message: str,
+    mode: str,
+    collection: str,
+    k: int,
+    *,
+    retriever: str | None = None,
+    flt: MetadataFilter | None = None,
+    adapter: str | None = None,
 ) -> Iterator[str]:
     """The growing answer text, then the answer with its sources appended.
 
     Known errors (server down, unknown collection) end as a visible message in the chat.
     """
     try:
-        turn = chat.prepare(message, mode=mode, collection=collection or None, k=int(k))
+        turn = chat.prepare(
+            message, mode=mode, collection=collection or None, k=int(k), retriever=retriever, flt=flt
+        )
         text = ""
         for delta in chat.stream(turn, adapter=adapter):
             text += delta
@@ -59,14 +70,31 @@ def build_chat_tab(chat: ChatService, list_collections: Callable[[], list[str]])
             collections, value=default or (collections[0] if collections else None),
             label="Collection", allow_custom_value=True,
         )  # fmt: skip
+        retriever = gr.Radio(
+            list(RETRIEVER_KINDS), value=chat.default_retriever, label="Retriever"
+        )
         top_k = gr.Slider(1, 12, value=chat.prompting.top_k, step=1, label="Top-k sources")
+    with gr.Accordion("Filters", open=False):
+        with gr.Row():
+            source_glob = gr.Textbox(label="Source path glob", placeholder="e.g. */docs/*.md")
+            file_types = gr.CheckboxGroup(["md", "pdf", "html", "txt"], label="File types")
+            tags = gr.Textbox(label="Tags (comma separated)")
 
-    def respond(message: str, history: list, mode: str, collection: str, k: int) -> Iterator[str]:
-        yield from answer_events(chat, message, mode, collection, k)
+    def respond(
+        message: str, history: list, mode, collection, retriever, k, source_glob, file_types, tags
+    ) -> Iterator[str]:
+        flt = MetadataFilter(
+            source_glob.strip() or None,
+            list(file_types or []),
+            [t.strip() for t in (tags or "").split(",") if t.strip()],
+        )
+        yield from answer_events(
+            chat, message, mode, collection, k, retriever=retriever, flt=None if flt.is_empty() else flt
+        )
 
     gr.ChatInterface(
         respond,
-        additional_inputs=[mode, collection, top_k],
+        additional_inputs=[mode, collection, retriever, top_k, source_glob, file_types, tags],
         chatbot=gr.Chatbot(height=480, label="ragtune"),
         textbox=gr.Textbox(placeholder="Ask about your documents…", submit_btn=True),
         examples=None,

@@ -1,0 +1,50 @@
+"""Pieces shared by the subcommands: settings loading, JSON output, common options."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+
+from app.cli.errors import user_errors
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of text.")]
+CollectionOption = Annotated[
+    Optional[str],
+    typer.Option("--collection", "-c", help="Collection name (default: indexing.default_collection)."),
+]
+RetrieverOption = Annotated[
+    Optional[str],
+    typer.Option(help="Retriever: dense, bm25 or hybrid (default: indexing.retriever)."),
+]
+SourceOption = Annotated[
+    Optional[str], typer.Option("--source", help="Only sources matching this glob, e.g. 'docs/*.md'.")
+]
+FileTypeOption = Annotated[
+    Optional[list[str]], typer.Option("--file-type", help="Only these file types (md, pdf, html, txt).")
+]
+TagOption = Annotated[
+    Optional[list[str]], typer.Option("--tag", help="Only chunks with this tag (repeatable).")
+]
+
+
+def load_cli_settings():
+    """The settings tree, or one clear error line."""
+    from app.settings import load_settings
+
+    with user_errors():
+        return load_settings()
+
+
+def emit_json(payload: object) -> None:
+    """Print ``payload`` as indented JSON on stdout."""
+    typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+
+
+def make_filter(source: str | None, file_types: list[str] | None, tags: list[str] | None):
+    """A metadata filter from the CLI options (None when no option is given)."""
+    from indexing.lexical import MetadataFilter
+
+    flt = MetadataFilter(source, list(file_types or []), list(tags or []))
+    return None if flt.is_empty() else flt

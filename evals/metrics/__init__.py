@@ -1,0 +1,1 @@
+"""Metric functions, each tested against hand-computed values."""
