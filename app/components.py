@@ -86,6 +86,8 @@ def build_retrievers(settings: Settings, store: VectorStore, embedder: Embedder)
             kind,
             store,
             embedder,
+            fusion=settings.indexing.hybrid_fusion,
+            alpha=settings.indexing.hybrid_alpha,
             rrf_k=settings.indexing.rrf_k,
             candidates=settings.indexing.hybrid_candidates,
         )

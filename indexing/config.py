@@ -35,6 +35,12 @@ class IndexingSettings(BaseModel):
     retriever: Literal["dense", "bm25", "hybrid"] = Field(
         "hybrid", description="Default retriever: embeddings, BM25, or both fused by RRF."
     )
+    hybrid_fusion: Literal["convex", "rrf"] = Field(
+        "convex",
+        description="How hybrid fuses: 'convex' weights min-max normalised scores by "
+        "hybrid_alpha; 'rrf' is reciprocal rank fusion.",
+    )
+    hybrid_alpha: float = Field(0.7, ge=0, le=1, description="Weight of dense scores in convex fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     hybrid_candidates: int = Field(20, ge=1, description="Hits taken from each retriever to fuse.")
     max_file_mb: float = Field(20.0, gt=0, description="Files larger than this are refused.")

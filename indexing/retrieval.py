@@ -1,7 +1,7 @@
 """Retrievers: a query in, the best chunks of a collection out, with their sources.
 
 Three kinds share one interface: ``dense`` (embedding cosine search in Chroma), ``bm25``
-(the lexical sidecar) and ``hybrid`` (both, fused by reciprocal rank fusion). Metadata
+(the lexical sidecar) and ``hybrid`` (both, fused by a convex score combination or RRF). Metadata
 filters apply to all three through the sidecar's metadata snapshot.
 """
 
@@ -125,37 +125,61 @@ class BM25Retriever(_Base):
 
 
 class HybridRetriever(_Base):
-    """Dense and BM25 candidates fused by reciprocal rank fusion (Cormack et al., 2009)."""
+    """Dense and BM25 candidates fused into one ranking.
 
-    def __init__(self, store: VectorStore, embedder: Embedder, rrf_k: int = 60, candidates: int = 20):
+    ``convex`` (default) min-max normalises each retriever's scores over its candidates and
+    ranks by ``alpha * dense + (1 - alpha) * bm25`` (Bruch et al., 2023, found this beats
+    RRF once alpha is set); ``rrf`` sums 1 / (rrf_k + rank) (Cormack et al., 2009) and needs
+    no tuning. A chunk missing from one list gets 0 from it.
+    """
+
+    def __init__(
+        self,
+        store: VectorStore,
+        embedder: Embedder,
+        *,
+        fusion: str = "convex",
+        alpha: float = 0.7,
+        rrf_k: int = 60,
+        candidates: int = 20,
+    ) -> None:
         super().__init__(store, embedder)
+        self.fusion = fusion
+        self.alpha = alpha
         self.rrf_k = rrf_k
         self.candidates = candidates
 
     def retrieve(self, query, collection, k, flt=None) -> list[RetrievedChunk]:
-        """Top ``k`` chunks by fused rank; the score is the RRF score."""
+        """Top ``k`` chunks by fused score (the score shown is the fused one)."""
         opened = self._open(query, collection, flt)
         n = max(self.candidates, k)
+        rankings = (self._dense(*opened, query, n), self._bm25(*opened, query, n))
+        weights = (self.alpha, 1.0 - self.alpha)
         fused: dict[str, float] = {}
         chunks: dict[str, RetrievedChunk] = {}
-        for ranking in (self._dense(*opened, query, n), self._bm25(*opened, query, n)):
-            for rank, chunk in enumerate(ranking, 1):
-                fused[chunk.chunk_id] = fused.get(chunk.chunk_id, 0.0) + 1.0 / (self.rrf_k + rank)
+        for weight, ranking in zip(weights, rankings):
+            for chunk, value in zip(ranking, self._contributions(ranking)):
                 chunks.setdefault(chunk.chunk_id, chunk)
+                fused[chunk.chunk_id] = fused.get(chunk.chunk_id, 0.0) + (
+                    weight * value if self.fusion == "convex" else value
+                )
         best = sorted(fused, key=fused.get, reverse=True)[:k]
-        return [
-            RetrievedChunk(**{**chunks[i].to_dict(), "score": round(fused[i], 5)}) for i in best
-        ]
+        return [RetrievedChunk(**{**chunks[i].to_dict(), "score": round(fused[i], 5)}) for i in best]
+
+    def _contributions(self, ranking: list[RetrievedChunk]) -> list[float]:
+        if self.fusion == "rrf":
+            return [1.0 / (self.rrf_k + rank) for rank in range(1, len(ranking) + 1)]
+        scores = [c.score for c in ranking]
+        low, high = (min(scores), max(scores)) if scores else (0.0, 0.0)
+        return [(s - low) / (high - low) if high > low else 1.0 for s in scores]
 
 
-def make_retriever(
-    kind: str, store: VectorStore, embedder: Embedder, *, rrf_k: int = 60, candidates: int = 20
-) -> Retriever:
-    """The retriever named ``kind``."""
+def make_retriever(kind: str, store: VectorStore, embedder: Embedder, **hybrid: Any) -> Retriever:
+    """The retriever named ``kind``; ``hybrid`` holds HybridRetriever's fusion options."""
     if kind == "dense":
         return DenseRetriever(store, embedder)
     if kind == "bm25":
         return BM25Retriever(store, embedder)
     if kind == "hybrid":
-        return HybridRetriever(store, embedder, rrf_k, candidates)
+        return HybridRetriever(store, embedder, **hybrid)
     raise StoreError(f"unknown retriever {kind!r}; choose one of {', '.join(RETRIEVER_KINDS)}")
