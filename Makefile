@@ -58,3 +58,7 @@ test-unit: install
 
 clean:
 	rm -rf $(VENV) .ragtune
+
+bench: system-deps models
+	$(BIN)/python -m benchmarks.retrieval
+	$(BIN)/python -m benchmarks.report

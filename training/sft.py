@@ -1,0 +1,130 @@
+"""Instruction tuning with trl's SFTTrainer for every method in ``training.methods``.
+
+Conversations become prompt/completion pairs (the last assistant turn is the
+completion), so the loss covers only the answer; the tokenizer's chat template formats
+them, the same template the server uses at inference.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from training.config import SFTArgs
+from training.data import file_sha256, load_instructions
+from training.methods import SFT_METHODS
+from training.registry import AdapterRegistry, Manifest
+from training.tracking import (
+    MetricsLog,
+    count_parameters,
+    max_change,
+    peak_memory_mb,
+    plot_curves,
+    snapshot_trainable,
+)
+
+
+def train_sft(
+    args: SFTArgs,
+    registry: AdapterRegistry,
+    runs_dir: Path,
+    *,
+    forgetting: Callable[[object, object, object], dict] | None = None,
+) -> Manifest:
+    """Train, save into the registry, return the manifest.
+
+    ``forgetting(model, tokenizer, base_ctx)`` may score base vs tuned; its numbers go into
+    the manifest. Dataset and name are validated before any model loads.
+    """
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    method = SFT_METHODS[args.method]
+    registry.check_free(args.name, args.overwrite)
+    dataset_path = Path(args.dataset)
+    conversations = load_instructions(dataset_path)
+    torch.manual_seed(args.seed)
+
+    tokenizer = AutoTokenizer.from_pretrained(args.base_model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(args.base_model, dtype=torch.float32)
+    run_dir = runs_dir / args.name
+    if not args.resume:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    rows = [{"prompt": c[:-1], "completion": [c[-1]]} for c in conversations]
+    config = SFTConfig(
+        output_dir=str(run_dir / "checkpoints"),
+        num_train_epochs=args.epochs,
+        max_steps=args.max_steps,
+        per_device_train_batch_size=args.batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation,
+        learning_rate=args.learning_rate,
+        lr_scheduler_type="linear",
+        warmup_steps=0,
+        logging_steps=args.logging_steps,
+        save_steps=args.save_steps,
+        save_total_limit=1,
+        seed=args.seed,
+        max_length=args.max_length,
+        report_to=[],
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+        # trl enables checkpointing by default; it forces use_cache=False, which drops the
+        # key/value prefix of prefix tuning, and it only costs time on small CPU models.
+        gradient_checkpointing=False,
+    )
+    log = MetricsLog(run_dir / "log.jsonl")
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=method.peft_config(args) if method.peft_config else None,
+        callbacks=[log],
+    )
+    trainable, total = count_parameters(trainer.model)
+    before = snapshot_trainable(trainer.model)
+    started = time.monotonic()
+    resume = args.resume and any((run_dir / "checkpoints").glob("checkpoint-*"))
+    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    train_seconds = time.monotonic() - started
+
+    staging = registry.staging(args.name)
+    trainer.model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    plot = plot_curves(log.records, run_dir / "loss.png")
+    if plot:
+        shutil.copy(plot, staging / "loss.png")
+    metrics = {
+        "train_loss": round(result.training_loss, 4),
+        "steps": result.global_step,
+        "train_seconds": round(train_seconds, 1),
+        "seconds_per_step": round(train_seconds / max(result.global_step, 1), 3),
+        "peak_memory_mb": peak_memory_mb(),
+        "max_weight_change": max_change(trainer.model, before),
+        "loss_curve": [{"step": r["step"], "loss": r["loss"]} for r in log.records if "loss" in r],
+    }
+    if forgetting is not None:
+        metrics["forgetting"] = forgetting(trainer.model, tokenizer, args)
+    manifest = Manifest(
+        name=args.name,
+        kind=method.kind,
+        method=args.method,
+        base_model=args.base_model,
+        dataset=str(dataset_path),
+        dataset_sha256=file_sha256(dataset_path),
+        hyperparameters={k: v for k, v in asdict(args).items() if k not in {"name", "dataset", "overwrite", "resume"}},
+        metrics=metrics,
+        trainable_parameters=trainable,
+        total_parameters=total,
+    )
+    registry.commit(staging, manifest, overwrite=args.overwrite)
+    return manifest
+
