@@ -6,6 +6,8 @@ unused backend's dependencies are never imported. Services receive what these re
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from app.chat import ChatService
 from app.generation.base import GenerationParams, Generator
 from app.settings import Settings
@@ -13,6 +15,10 @@ from indexing.embedding import Embedder
 from indexing.pipeline import IngestPipeline
 from indexing.retrieval import RETRIEVER_KINDS, Retriever, make_retriever
 from indexing.store import VectorStore
+from training.registry import AdapterRegistry
+
+if TYPE_CHECKING:
+    from app.adapters import AdapterService
 
 
 def generator_url(settings: Settings) -> str:
@@ -21,17 +27,33 @@ def generator_url(settings: Settings) -> str:
     return (g.url or f"http://{g.host}:{g.port}/v1").rstrip("/")
 
 
+def build_registry(settings: Settings) -> AdapterRegistry:
+    """The adapter registry."""
+    return AdapterRegistry(settings.adapters_root)
+
+
+def build_adapter_service(settings: Settings) -> AdapterService:
+    """Adapter loading: LoRA into the vLLM server, the other kinds into transformers + peft."""
+    from app.adapters import AdapterService
+    from app.generation.peft_backend import PeftGenerator
+    from app.generation.vllm_client import VLLMGenerator
+
+    registry = build_registry(settings)
+    vllm = VLLMGenerator(
+        generator_url(settings), settings.generator.served_name, settings.generator.request_timeout_s
+    )
+    return AdapterService(registry, vllm, PeftGenerator(registry))
+
+
 def build_generator(settings: Settings) -> Generator:
-    """The configured generator backend."""
+    """The configured generator backend (routing adapters to where they are served)."""
     if settings.generator.mode == "fake":
         from app.generation.fake import FakeGenerator
 
         return FakeGenerator()
-    from app.generation.vllm_client import VLLMGenerator
+    from app.adapters import RoutingGenerator
 
-    return VLLMGenerator(
-        generator_url(settings), settings.generator.served_name, settings.generator.request_timeout_s
-    )
+    return RoutingGenerator(build_adapter_service(settings))
 
 
 def generation_params(settings: Settings) -> GenerationParams:

@@ -16,8 +16,14 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from app.settings import SettingsError
     from indexing.embedding import EmbedderUnavailable
     from indexing.store import StoreError
+    from training.config import ConfigError
+    from training.data import DatasetError
+    from training.registry import RegistryError
 
     return (
+        ConfigError,
+        DatasetError,
+        RegistryError,
         GeneratorError,
         EngineError,
         ModelError,

@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(Path(".ragtune"), description="Collections, models, adapters, votes.")
+    adapters_dir: Path | None = Field(None, description="Adapter registry (default: <data_dir>/adapters).")
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     indexing: IndexingSettings = Field(default_factory=IndexingSettings)
@@ -118,6 +119,16 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         """Where converted models are cached."""
         return self.data_dir / "models"
+
+    @property
+    def adapters_root(self) -> Path:
+        """The adapter registry folder."""
+        return self.adapters_dir or self.data_dir / "adapters"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Training run folders (checkpoints, logs, curves)."""
+        return self.data_dir / "runs"
 
     @property
     def chroma_dir(self) -> Path:
@@ -198,4 +209,5 @@ def load_settings(**overrides: Any) -> Settings:
     settings.data_dir = _resolve(settings.data_dir, base)
     settings.prompting.fewshot_file = _resolve(settings.prompting.fewshot_file, base)
     settings.vector_store.path = _resolve(settings.vector_store.path, base)
+    settings.adapters_dir = _resolve(settings.adapters_dir, base)
     return settings

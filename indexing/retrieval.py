@@ -15,6 +15,7 @@ from indexing.lexical import MetadataFilter
 from indexing.store import StoreError, VectorStore
 
 MAX_QUERY_CHARS = 4000
+MAX_ID_FILTER = 2000
 RetrieverKind = Literal["dense", "bm25", "hybrid"]
 RETRIEVER_KINDS: tuple[RetrieverKind, ...] = ("dense", "bm25", "hybrid")
 
@@ -84,19 +85,26 @@ class _Base:
 
     def _dense(self, chroma, lexical, mask, query: str, n: int) -> list[RetrievedChunk]:
         allowed = None if mask is None else [i for i, m in zip(lexical.ids, mask) if m]
-        n = min(n, len(allowed) if allowed is not None else chroma.count())
+        # Chroma restricts a search to given ids in SQL, which caps the list's length; a
+        # larger allowed set is searched unrestricted with over-fetching, then filtered.
+        restrict = allowed if allowed is not None and len(allowed) <= MAX_ID_FILTER else None
+        want = min(n, len(allowed) if allowed is not None else chroma.count())
+        fetch = want if allowed is None or restrict is not None else min(chroma.count(), want * 20)
         found = chroma.query(
             query_embeddings=[self.embedder.embed_query(query)],
-            n_results=n,
-            ids=allowed,
+            n_results=fetch,
+            ids=restrict,
             include=["documents", "metadatas", "distances"],
         )
-        return [
+        keep = set(allowed) if allowed is not None and restrict is None else None
+        chunks = [
             _chunk(i, text, meta, 1.0 - float(distance))
             for i, text, meta, distance in zip(
                 found["ids"][0], found["documents"][0], found["metadatas"][0], found["distances"][0]
             )
+            if keep is None or i in keep
         ]
+        return chunks[:want]
 
     @staticmethod
     def _bm25(chroma, lexical, mask, query: str, n: int) -> list[RetrievedChunk]:

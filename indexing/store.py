@@ -158,7 +158,7 @@ class VectorStore:
 
     def rebuild_lexical(self, collection: Any) -> None:
         """Rebuild the BM25 sidecar from everything the collection holds."""
-        got = collection.get(include=["documents", "metadatas"])
+        got = get_all(collection, ["documents", "metadatas"])
         index = LexicalIndex(self.index_root / collection.name)
         index.rebuild(list(got["ids"]), list(got["documents"]), list(got["metadatas"]))
         self._lexical.pop(collection.name, None)
@@ -214,7 +214,7 @@ class VectorStore:
     @staticmethod
     def sources(collection: Any) -> set[str]:
         """Every source path that has chunks in ``collection``."""
-        got = collection.get(include=["metadatas"])
+        got = get_all(collection, ["metadatas"])
         return {m["source"] for m in got["metadatas"] or [] if "source" in m}
 
     @staticmethod
@@ -241,6 +241,19 @@ class VectorStore:
         """Remove chunks by id."""
         if ids:
             collection.delete(ids=ids)
+
+
+def get_all(collection: Any, include: list[str], page: int = 5000) -> dict[str, list]:
+    """Every record of a collection, fetched in pages (one large get exceeds SQLite's limits)."""
+    merged: dict[str, list] = {"ids": [], **{key: [] for key in include}}
+    offset = 0
+    while True:
+        got = collection.get(include=include, limit=page, offset=offset)
+        for key in merged:
+            merged[key].extend(got[key] or [])
+        if len(got["ids"]) < page:
+            return merged
+        offset += page
 
 
 def _folder_size(folder: Path) -> int:

@@ -59,6 +59,10 @@ class SFTArgs(TrainArgs):
     )
     num_virtual_tokens: int = arg(16, "Learned tokens for prefix and prompt tuning.", low=1, high=512)
     forgetting_check: bool = arg(True, "Score base and tuned model on the general set afterwards.")
+    forgetting_task: str = arg(
+        "../shared/data/sst2/test.tsv", "Labeled sentiment file for the prompted-accuracy part of the check."
+    )
+    forgetting_rows: int = arg(64, "Rows of the sentiment file scored.", low=1, high=100_000)
 
 
 @dataclass

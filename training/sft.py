@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,17 +26,11 @@ from training.tracking import (
 )
 
 
-def train_sft(
-    args: SFTArgs,
-    registry: AdapterRegistry,
-    runs_dir: Path,
-    *,
-    forgetting: Callable[[object, object, object], dict] | None = None,
-) -> Manifest:
-    """Train, save into the registry, return the manifest.
+def train_sft(args: SFTArgs, registry: AdapterRegistry, runs_dir: Path) -> Manifest:
+    """Train, run the forgetting check, save into the registry, return the manifest.
 
-    ``forgetting(model, tokenizer, base_ctx)`` may score base vs tuned; its numbers go into
-    the manifest. Dataset and name are validated before any model loads.
+    Dataset and name are validated before any model loads; nothing reaches the registry
+    unless the whole run succeeds.
     """
     import torch
     from datasets import Dataset
@@ -111,8 +104,13 @@ def train_sft(
         "max_weight_change": max_change(trainer.model, before),
         "loss_curve": [{"step": r["step"], "loss": r["loss"]} for r in log.records if "loss" in r],
     }
-    if forgetting is not None:
-        metrics["forgetting"] = forgetting(trainer.model, tokenizer, args)
+    if args.forgetting_check:
+        from training.forgetting import forgetting_report
+
+        metrics["forgetting"] = forgetting_report(
+            trainer.model, tokenizer, args.base_model,
+            task_file=Path(args.forgetting_task), rows=args.forgetting_rows,
+        )  # fmt: skip
     manifest = Manifest(
         name=args.name,
         kind=method.kind,

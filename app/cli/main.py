@@ -25,13 +25,18 @@ cli = typer.Typer(
 models_cli = typer.Typer(help="Prepare the generator and embedding models (offline).", no_args_is_help=True)
 cli.add_typer(models_cli, name="models")
 
+from app.cli import adapters as adapters_module  # noqa: E402
 from app.cli import ask as ask_module  # noqa: E402
 from app.cli.collections import collections_cli  # noqa: E402
 from app.cli.evaluate import eval_cli  # noqa: E402
+from app.cli.train import train_cli  # noqa: E402
 
 cli.command()(ask_module.ask)
+cli.command()(adapters_module.classify)
 cli.add_typer(collections_cli, name="collections")
 cli.add_typer(eval_cli, name="eval")
+cli.add_typer(train_cli, name="train")
+cli.add_typer(adapters_module.adapters_cli, name="adapters")
 
 
 @models_cli.command("pull")

@@ -1,0 +1,133 @@
+"""`ragtune adapters ...` and `ragtune classify`: the registry and serving what it holds."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from app.cli.common import JsonFlag, emit_json, load_cli_settings
+from app.cli.errors import user_errors
+
+adapters_cli = typer.Typer(help="The adapter registry: list, inspect, load into the server, delete.", no_args_is_help=True)
+
+
+def _registry():
+    from app.components import build_registry
+
+    return build_registry(load_cli_settings())
+
+
+@adapters_cli.command("list")
+def list_adapters(as_json: JsonFlag = False) -> None:
+    """Every adapter: name, kind, method, base model, size, created."""
+    with user_errors():
+        registry = _registry()
+        rows = [m.to_dict() | {"size_bytes": registry.size_bytes(m.name)} for m in registry.list()]
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        typer.echo("no adapters yet; train one with `ragtune train sft --config configs/train/sft_lora.yaml`")
+        return
+    typer.echo(f"{'name':<24} {'kind':<10} {'method':<9} {'size':>10}  {'created':<25} base")
+    for r in rows:
+        typer.echo(f"{r['name']:<24} {r['kind']:<10} {r['method']:<9} {r['size_bytes'] / 1e6:>8.1f}MB  "
+                   f"{r['created']:<25} {r['base_model'].rstrip('/').rsplit('/', 1)[-1]}")  # fmt: skip
+
+
+@adapters_cli.command("show")
+def show(name: Annotated[str, typer.Argument(help="Adapter name.")], as_json: JsonFlag = False) -> None:
+    """The manifest of one adapter, with the forgetting check as base / tuned / difference."""
+    with user_errors():
+        manifest = _registry().get(name)
+    data = manifest.to_dict()
+    if as_json:
+        emit_json(data)
+        return
+    for key in ("name", "kind", "method", "base_model", "dataset", "dataset_sha256", "created"):
+        typer.echo(f"{key:<22} {data[key]}")
+    share = 100 * manifest.trainable_parameters / max(manifest.total_parameters, 1)
+    typer.echo(f"{'trainable_parameters':<22} {manifest.trainable_parameters:,} ({share:.3f}%)")
+    typer.echo(f"{'hyperparameters':<22} {data['hyperparameters']}")
+    metrics = {k: v for k, v in data["metrics"].items() if k not in {"forgetting", "loss_curve"}}
+    typer.echo(f"{'metrics':<22} {metrics}")
+    forgetting = data["metrics"].get("forgetting")
+    if forgetting:
+        typer.echo("forgetting check:")
+        typer.echo(f"  {'metric':<16} {'base':>9} {'tuned':>9} {'tuned-base':>11}")
+        for metric, base in forgetting["base"].items():
+            typer.echo(f"  {metric:<16} {base:>9} {forgetting['tuned'][metric]:>9} {forgetting['delta'][metric]:>+11}")
+
+
+@adapters_cli.command("delete")
+def delete(
+    name: Annotated[str, typer.Argument(help="Adapter name.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete an adapter from the registry."""
+    with user_errors():
+        registry = _registry()
+        registry.get(name)
+        if not yes:
+            typer.confirm(f"delete adapter {name!r}?", abort=True)
+        registry.delete(name)
+    typer.echo(f"deleted {name}")
+
+
+@adapters_cli.command("load")
+def load(
+    name: Annotated[str, typer.Argument(help="Adapter name.")],
+    no_probe: Annotated[bool, typer.Option("--no-probe", help="Skip the base-vs-adapter probe.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Load an adapter into the running server (LoRA: vLLM runtime API, no restart).
+
+    Then a probe prompt is answered greedily by base and adapter; identical answers are
+    flagged, since an adapter that changes nothing is usually not applied.
+    """
+    from app.components import build_adapter_service
+
+    with user_errors():
+        result = build_adapter_service(load_cli_settings()).load(name, probe=not no_probe)
+    if as_json:
+        emit_json(vars(result) | {"warning": result.warning})
+        return
+    typer.echo(f"{result.name} ({result.kind}) is served by {result.served_by}")
+    if result.changed_output is not None:
+        typer.echo(f"  probe, base:    {result.base_answer!r}\n  probe, adapter: {result.adapter_answer!r}")
+    if result.warning:
+        typer.echo(f"warning: {result.warning}", err=True)
+
+
+@adapters_cli.command("unload")
+def unload(name: Annotated[str, typer.Argument(help="Adapter name.")]) -> None:
+    """Remove a LoRA adapter from the running vLLM server (it stays in the registry)."""
+    from app.components import build_adapter_service
+
+    with user_errors():
+        build_adapter_service(load_cli_settings()).unload(name)
+    typer.echo(f"unloaded {name}")
+
+
+def classify(
+    texts: Annotated[list[str], typer.Argument(help="Texts to classify.")],
+    adapter: Annotated[str, typer.Option("--adapter", help="A classifier adapter from the registry.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Label texts with a classifier adapter (see `ragtune train classify`)."""
+    from training.classify import load_classifier
+    from training.registry import RegistryError
+
+    with user_errors():
+        registry = _registry()
+        manifest = registry.get(adapter)
+        if manifest.kind != "classifier":
+            raise RegistryError(f"{adapter!r} is a {manifest.kind} adapter, not a classifier")
+        predictions = load_classifier(manifest, registry.path(adapter))(list(texts))
+    rows = [{"text": t, "label": label, "probability": round(p, 4)} for t, (label, p) in zip(texts, predictions)]
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        typer.echo(f"{row['label']}\t{row['probability']:.3f}\t{row['text']}")

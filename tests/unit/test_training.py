@@ -1,0 +1,166 @@
+"""Every training method on a tiny model: weights change, manifests are complete, bad input is refused."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from training.classify import load_classifier, train_classifier
+from training.config import ClassifyArgs, ConfigError, SFTArgs, load_args, validate
+from training.data import DatasetError
+from training.registry import AdapterRegistry, RegistryError
+from training.sft import train_sft
+
+MANIFEST_FIELDS = ("name", "kind", "method", "base_model", "dataset", "dataset_sha256",
+                   "hyperparameters", "metrics", "created", "files")  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A 2-layer Llama with the default model's tokenizer and chat template."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from app.models import pull_default_generator
+    from app.settings import load_settings
+    from tests.conftest import REPO
+
+    os.environ.setdefault("RAGTUNE_SETTINGS_DIR", str(REPO))
+    tokenizer = AutoTokenizer.from_pretrained(pull_default_generator(load_settings().models_dir))
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture
+def sft_data(tmp_path):
+    path = tmp_path / "sft.jsonl"
+    lines = [json.dumps({"instruction": f"What is {i} plus {i}?", "output": f"It is {2 * i}."}) for i in range(10)]
+    lines.append(json.dumps({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def cls_data(tmp_path):
+    path = tmp_path / "cls.tsv"
+    rows = ["sentence\tlabel"] + [f"a wonderful film number {i}\t1" for i in range(12)]
+    rows += [f"a dreadful film number {i}\t0" for i in range(12)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _sft_args(tiny_model, data, method, **kw):
+    return validate(SFTArgs(name=f"tiny-{method}", dataset=str(data), base_model=tiny_model, method=method,
+                            max_steps=2, batch_size=4, logging_steps=1, forgetting_check=False, **kw))  # fmt: skip
+
+
+@pytest.mark.parametrize("method", ["lora", "ia3", "prefix", "prompt", "full"])
+def test_each_sft_method_trains_and_lands_in_the_registry(tmp_path, tiny_model, sft_data, method):
+    registry = AdapterRegistry(tmp_path / "adapters")
+    manifest = train_sft(_sft_args(tiny_model, sft_data, method), registry, tmp_path / "runs")
+    assert manifest.metrics["max_weight_change"] > 0
+    assert manifest.metrics["steps"] == 2 and manifest.metrics["loss_curve"]
+    stored = json.loads((registry.path(f"tiny-{method}") / "manifest.json").read_text())
+    assert all(stored[f] for f in MANIFEST_FIELDS), stored
+    assert stored["kind"] == method and stored["trainable_parameters"] > 0
+    assert "loss.png" in stored["files"]
+    assert [m.name for m in registry.list()] == [f"tiny-{method}"]
+
+
+def test_forgetting_check_records_base_tuned_and_delta(tmp_path, tiny_model, sft_data):
+    task = tmp_path / "task.tsv"
+    task.write_text("sentence\tlabel\ngreat fun\t1\nawful mess\t0\n")
+    args = _sft_args(tiny_model, sft_data, "lora", forgetting_task=str(task))
+    args.forgetting_check = True
+    manifest = train_sft(args, AdapterRegistry(tmp_path / "a"), tmp_path / "runs")
+    forgetting = manifest.metrics["forgetting"]
+    assert set(forgetting["base"]) == {"perplexity", "sst2_zero_shot", "sst2_few_shot"}
+    assert forgetting["base"]["perplexity"] > 1 and forgetting["task_rows"] == 2
+    assert forgetting["delta"]["perplexity"] == pytest.approx(
+        forgetting["tuned"]["perplexity"] - forgetting["base"]["perplexity"], abs=1e-3
+    )
+
+
+@pytest.mark.parametrize("method", ["features", "head", "lora", "full"])
+def test_each_classifier_method_trains_and_predicts(tmp_path, tiny_model, cls_data, method):
+    from indexing.embedding import resolve_embedder
+
+    registry = AdapterRegistry(tmp_path / "adapters")
+    args = validate(ClassifyArgs(name=f"cls-{method}", dataset=str(cls_data), base_model=tiny_model,
+                                 method=method, max_steps=3, batch_size=8, eval_file=str(cls_data),
+                                 test_file=str(cls_data), logging_steps=1))  # fmt: skip
+    manifest = train_classifier(args, registry, tmp_path / "runs", embedder_path=resolve_embedder("default"))
+    assert manifest.kind == "classifier" and 0 <= manifest.metrics["test"]["accuracy"] <= 1
+    if method != "features":
+        assert manifest.metrics["max_weight_change"] > 0
+    else:
+        assert manifest.metrics["test"]["accuracy"] > 0.9  # MiniLM separates these easily
+    predict = load_classifier(registry.get(f"cls-{method}"), registry.path(f"cls-{method}"))
+    labels = predict(["a wonderful film", "a dreadful film"])
+    assert all(label in {"0", "1"} and 0 <= p <= 1 for label, p in labels)
+
+
+def test_bad_inputs_leave_the_registry_unchanged(tmp_path, tiny_model, sft_data, cls_data):
+    registry = AdapterRegistry(tmp_path / "adapters")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "no output"}\n')
+    with pytest.raises(DatasetError, match="line 2"):
+        train_sft(_sft_args(tiny_model, bad, "lora"), registry, tmp_path / "runs")
+    no_label = tmp_path / "nolabel.tsv"
+    no_label.write_text("sentence\tstars\ngood\t5\n")
+    with pytest.raises(DatasetError, match="no 'label' column"):
+        train_classifier(validate(ClassifyArgs(name="x", dataset=str(no_label), base_model=tiny_model)),
+                         registry, tmp_path / "runs")  # fmt: skip
+    with pytest.raises(ConfigError, match="method='dance' is not one of"):
+        load_args(SFTArgs, None, {"name": "x", "dataset": str(sft_data), "method": "dance"})
+    with pytest.raises(ConfigError, match=r"lora_r=0 is outside the allowed range 1\.\.256"):
+        load_args(SFTArgs, None, {"name": "x", "dataset": str(sft_data), "lora_r": 0})
+    train_sft(_sft_args(tiny_model, sft_data, "lora"), registry, tmp_path / "runs")
+    before = (registry.path("tiny-lora") / "manifest.json").read_text()
+    with pytest.raises(RegistryError, match="already exists; pass --overwrite"):
+        train_sft(_sft_args(tiny_model, sft_data, "lora"), registry, tmp_path / "runs")
+    assert (registry.path("tiny-lora") / "manifest.json").read_text() == before
+    assert [m.name for m in registry.list()] == ["tiny-lora"]
+
+
+def test_registry_refuses_paths_and_escaping_symlinks(tmp_path):
+    registry = AdapterRegistry(tmp_path / "adapters")
+    for name in ("../evil", "a/b", "/abs", "..", ""):
+        with pytest.raises(RegistryError):
+            registry.path(name)
+    registry.root.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "manifest.json").write_text("{}")
+    (registry.root / "sneaky").symlink_to(outside)
+    with pytest.raises(RegistryError, match="outside the registry"):
+        registry.get("sneaky")
+    assert registry.list() == []
+
+
+def test_adapter_with_another_base_is_refused_at_load(tmp_path, monkeypatch):
+    from app.adapters import AdapterError, AdapterService
+    from app.generation.peft_backend import PeftGenerator
+    from app.generation.vllm_client import VLLMGenerator
+    from training.registry import Manifest
+
+    registry = AdapterRegistry(tmp_path / "adapters")
+    staging = registry.staging("other-base")
+    registry.commit(staging, Manifest(name="other-base", kind="lora", method="lora", base_model="/m/Qwen2-0.5B"))
+    service = AdapterService(registry, VLLMGenerator("http://127.0.0.1:9/v1", "base"), PeftGenerator(registry))
+    monkeypatch.setattr(service, "server_model", lambda: "/models/SmolLM2-135M-Instruct")
+    with pytest.raises(AdapterError, match="trained on 'Qwen2-0.5B' but the server runs 'SmolLM2-135M-Instruct'"):
+        service.load("other-base")
+    with pytest.raises(AdapterError, match="unknown adapter 'ghost'"):
+        service.load("ghost")
