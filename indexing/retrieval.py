@@ -75,9 +75,9 @@ class _Base:
                 f"{MAX_QUERY_CHARS:,} (shorten it, or ingest the long text as a document)"
             )
         chroma = self.store.collection(collection, embedding_model=self.embedder.name)
-        if chroma.count() == 0:
-            raise StoreError(f"collection {collection!r} is empty; ingest documents into it first")
         lexical = self.store.lexical_index(chroma)
+        if not lexical.ids:
+            raise StoreError(f"collection {collection!r} is empty; ingest documents into it first")
         mask = lexical.allowed(flt)
         if mask is not None and not mask.any():
             raise StoreError(f"no chunks of {collection!r} match the filter ({flt.describe()})")
@@ -88,8 +88,9 @@ class _Base:
         # Chroma restricts a search to given ids in SQL, which caps the list's length; a
         # larger allowed set is searched unrestricted with over-fetching, then filtered.
         restrict = allowed if allowed is not None and len(allowed) <= MAX_ID_FILTER else None
-        want = min(n, len(allowed) if allowed is not None else chroma.count())
-        fetch = want if allowed is None or restrict is not None else min(chroma.count(), want * 20)
+        total = len(lexical.ids)
+        want = min(n, len(allowed) if allowed is not None else total)
+        fetch = want if allowed is None or restrict is not None else min(total, want * 20)
         found = chroma.query(
             query_embeddings=[self.embedder.embed_query(query)],
             n_results=fetch,

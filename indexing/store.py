@@ -92,20 +92,23 @@ class VectorStore:
         self, name: str, *, embedding_model: str, create: bool = False, chunking: str = ""
     ) -> Any:
         """The Chroma collection ``name``, refusing one built with another embedder."""
+        from chromadb.errors import NotFoundError
+
         validate_collection_name(name)
-        if name not in self.collection_names():
+        try:
+            collection = self.client.get_collection(name, embedding_function=None)
+        except (NotFoundError, ValueError):
             if not create:
                 known = ", ".join(self.collection_names()) or "none yet"
                 raise StoreError(
                     f"unknown collection {name!r} (known: {known}); create it with `ragtune ingest`"
-                )
+                ) from None
             return self.client.create_collection(
                 name,
                 metadata={"embedding_model": embedding_model, "chunking": chunking},
                 configuration={"hnsw": {"space": "cosine"}},
                 embedding_function=None,
             )
-        collection = self.client.get_collection(name, embedding_function=None)
         recorded = (collection.metadata or {}).get("embedding_model")
         if recorded and recorded != embedding_model:
             raise StoreError(
