@@ -10,18 +10,29 @@ import gradio as gr
 from fastapi import FastAPI
 
 from app.chat import ChatService
-from app.components import build_chat_service, build_embedder, build_generator, build_store
+from app.components import (
+    build_chat_service,
+    build_embedder,
+    build_generator,
+    build_registry,
+    build_store,
+)
 from app.settings import Settings
 from app.ui.chat_tab import build_chat_tab
 from indexing.store import VectorStore
+from training.registry import AdapterRegistry
 
 
-def build_ui(chat: ChatService, store: VectorStore) -> gr.Blocks:
+def build_ui(chat: ChatService, store: VectorStore, registry: AdapterRegistry) -> gr.Blocks:
     """The Gradio workbench."""
+
+    def adapters() -> list[str]:
+        return [m.name for m in registry.list() if m.kind != "classifier"]
+
     with gr.Blocks(title="ragtune") as ui:
-        gr.Markdown("## ragtune\nAsk your documents with RAG, few-shot or zero-shot prompts.")
+        gr.Markdown("## ragtune\nAsk your documents with RAG, few-shot or zero-shot prompts, with the base model or a tuned adapter.")
         with gr.Tab("Chat"):
-            build_chat_tab(chat, store.collection_names)
+            build_chat_tab(chat, store.collection_names, adapters)
     return ui
 
 
@@ -39,4 +50,4 @@ def create_app(settings: Settings, *, chat: ChatService | None = None) -> FastAP
         generator_ok = chat.generator.health()
         return {"status": "ok" if generator_ok else "degraded", "generator": generator_ok}
 
-    return gr.mount_gradio_app(api, build_ui(chat, store), path="/")
+    return gr.mount_gradio_app(api, build_ui(chat, store, build_registry(settings)), path="/")

@@ -32,7 +32,8 @@ class TrainArgs:
 
     name: str = arg("", "Adapter name in the registry (letters, digits, '.', '_', '-').")
     dataset: str = arg("", "Training data file (JSONL for SFT; TSV/CSV/JSONL text,label for classifiers).")
-    base_model: str = arg("default", "Base model: 'default' (SmolLM2-135M-Instruct), a folder or a hub id.")
+    base_model: str = arg("default", "Base model: 'default' (the generator's model, SmolLM2-135M-Instruct "
+                          "unless configured), a folder or a hub id.")
     epochs: float = arg(1.0, "Passes over the training data.", low=0.01, high=100)
     max_steps: int = arg(-1, "Stop after this many optimizer steps (-1: run all epochs).", low=-1, high=1_000_000)
     learning_rate: float = arg(2e-4, "Peak learning rate (linear decay).", low=1e-7, high=1.0)

@@ -88,6 +88,8 @@ def train_sft(args: SFTArgs, registry: AdapterRegistry, runs_dir: Path) -> Manif
     resume = args.resume and any((run_dir / "checkpoints").glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     train_seconds = time.monotonic() - started
+    if not trainer.is_world_process_zero():  # under accelerate, one process writes the adapter
+        return Manifest(name=args.name, kind=method.kind, method=args.method, base_model=args.base_model)
 
     staging = registry.staging(args.name)
     trainer.model.save_pretrained(staging)

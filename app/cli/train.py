@@ -38,9 +38,11 @@ def parse_sets(pairs: list[str] | None) -> dict[str, Any]:
 
 
 def _resolve_base(settings, base_model: str) -> str:
+    """'default' means the model the generator serves, so adapters match the server."""
     from app.models import resolve_generator_model
 
-    return resolve_generator_model(base_model, settings.models_dir)
+    name = settings.generator.model if base_model == "default" else base_model
+    return resolve_generator_model(name, settings.models_dir)
 
 
 def _report(manifest, as_json: bool) -> None:

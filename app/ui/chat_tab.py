@@ -60,7 +60,11 @@ def answer_events(
         yield f"⚠️ {exc}"
 
 
-def build_chat_tab(chat: ChatService, list_collections: Callable[[], list[str]]) -> None:
+def build_chat_tab(
+    chat: ChatService,
+    list_collections: Callable[[], list[str]],
+    list_adapters: Callable[[], list[str]] = lambda: [],
+) -> None:
     """Render the chat tab inside the current Blocks context."""
     collections = list_collections()
     default = chat.default_collection if chat.default_collection in collections else None
@@ -74,6 +78,13 @@ def build_chat_tab(chat: ChatService, list_collections: Callable[[], list[str]])
             list(RETRIEVER_KINDS), value=chat.default_retriever, label="Retriever"
         )
         top_k = gr.Slider(1, 12, value=chat.prompting.top_k, step=1, label="Top-k sources")
+    with gr.Row():
+        adapter = gr.Dropdown(["base", *list_adapters()], value="base", label="Answer with (model or adapter)")
+        refresh = gr.Button("Refresh lists", size="sm")
+    refresh.click(
+        lambda: (gr.update(choices=["base", *list_adapters()]), gr.update(choices=list_collections())),
+        outputs=[adapter, collection],
+    )
     with gr.Accordion("Filters", open=False):
         with gr.Row():
             source_glob = gr.Textbox(label="Source path glob", placeholder="e.g. */docs/*.md")
@@ -81,7 +92,7 @@ def build_chat_tab(chat: ChatService, list_collections: Callable[[], list[str]])
             tags = gr.Textbox(label="Tags (comma separated)")
 
     def respond(
-        message: str, history: list, mode, collection, retriever, k, source_glob, file_types, tags
+        message: str, history: list, mode, collection, retriever, k, adapter, source_glob, file_types, tags
     ) -> Iterator[str]:
         flt = MetadataFilter(
             source_glob.strip() or None,
@@ -89,12 +100,13 @@ def build_chat_tab(chat: ChatService, list_collections: Callable[[], list[str]])
             [t.strip() for t in (tags or "").split(",") if t.strip()],
         )
         yield from answer_events(
-            chat, message, mode, collection, k, retriever=retriever, flt=None if flt.is_empty() else flt
-        )
+            chat, message, mode, collection, k, retriever=retriever,
+            flt=None if flt.is_empty() else flt, adapter=None if adapter in (None, "base") else adapter,
+        )  # fmt: skip
 
     gr.ChatInterface(
         respond,
-        additional_inputs=[mode, collection, retriever, top_k, source_glob, file_types, tags],
+        additional_inputs=[mode, collection, retriever, top_k, adapter, source_glob, file_types, tags],
         chatbot=gr.Chatbot(height=480, label="ragtune"),
         textbox=gr.Textbox(placeholder="Ask about your documents…", submit_btn=True),
         examples=None,
