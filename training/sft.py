@@ -72,6 +72,10 @@ def train_sft(args: SFTArgs, registry: AdapterRegistry, runs_dir: Path) -> Manif
         # trl enables checkpointing by default; it forces use_cache=False, which drops the
         # key/value prefix of prefix tuning, and it only costs time on small CPU models.
         gradient_checkpointing=False,
+        # trl defaults to bf16 autocast; on AVX2-only CPUs that falls back to a slow,
+        # single-threaded GEMM (20x slower than float32 here).
+        bf16=False,
+        fp16=False,
     )
     log = MetricsLog(run_dir / "log.jsonl")
     trainer = SFTTrainer(

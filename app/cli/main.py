@@ -6,6 +6,7 @@ is printed as one clear ``error:`` line with exit code 2; tracebacks are for bug
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,6 +14,8 @@ import typer
 
 from app.cli.common import CollectionOption, JsonFlag, emit_json, load_cli_settings
 from app.cli.errors import fail, user_errors
+
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # offline machines: never phone home
 
 cli = typer.Typer(
     name="ragtune",
@@ -22,7 +25,9 @@ cli = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-models_cli = typer.Typer(help="Prepare the generator and embedding models (offline).", no_args_is_help=True)
+models_os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # offline machines: never phone home
+
+cli = typer.Typer(help="Prepare the generator and embedding models (offline).", no_args_is_help=True)
 cli.add_typer(models_cli, name="models")
 
 from app.cli import adapters as adapters_module  # noqa: E402
