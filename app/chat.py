@@ -109,6 +109,7 @@ class ChatService:
         k: int | None = None,
         retriever: str | None = None,
         flt: MetadataFilter | None = None,
+        fewshot_count: int | None = None,
     ) -> PreparedTurn:
         """Retrieve (in RAG mode) and build the messages."""
         mode = mode or self.prompting.default_mode
@@ -117,7 +118,8 @@ class ChatService:
             if mode == "rag"
             else []
         )
-        demos = self.demonstrations[: self.prompting.fewshot_count] if mode == "few-shot" else []
+        count = self.prompting.fewshot_count if fewshot_count is None else fewshot_count
+        demos = self.demonstrations[:count] if mode == "few-shot" else []
         messages = build_messages(
             mode,
             question,

@@ -25,9 +25,7 @@ cli = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-models_os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # offline machines: never phone home
-
-cli = typer.Typer(help="Prepare the generator and embedding models (offline).", no_args_is_help=True)
+models_cli = typer.Typer(help="Prepare the generator and embedding models (offline).", no_args_is_help=True)
 cli.add_typer(models_cli, name="models")
 
 from app.cli import adapters as adapters_module  # noqa: E402
