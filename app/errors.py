@@ -19,11 +19,15 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from training.config import ConfigError
     from training.data import DatasetError
     from training.registry import RegistryError
+    from app.variants import VariantError
+    from evals.suites import SuiteError
 
     return (
         ConfigError,
         DatasetError,
         RegistryError,
+        VariantError,
+        SuiteError,
         GeneratorError,
         EngineError,
         ModelError,

@@ -65,3 +65,84 @@ def retrieval(
     else:
         typer.echo(f"{report.questions} questions on collection {name!r}\n")
         typer.echo(report.table())
+
+
+@eval_cli.command("run")
+def run(
+    suite: Annotated[Path, typer.Option(help="Suite YAML (see evals/suites/).")],
+    variants: Annotated[str, typer.Option(help="Comma-separated variant names (see `ragtune variants list`).")],
+    variants_file: Annotated[Path, typer.Option(help="Variants YAML.")] = Path("configs/variants.yaml"),
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Report folder (default: <data_dir>/evals/<suite>-<time>).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N items (quick checks).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Answer every item of a suite with every variant, score, and write the report.
+
+    Writes results.jsonl, summary.json, report.md, report.html (self-contained) and PNG
+    plots: metrics with 95% bootstrap intervals, paired permutation tests between every
+    pair of variants, and the latency distribution.
+    """
+    import time as clock
+
+    from app.components import build_chat_service, build_embedder, build_registry
+    from app.variants import VariantRunner, load_variants, pick
+    from evals.report import write_report
+    from evals.runner import CLASSIFICATION_METRICS, QA_METRICS, run_suite, summarise
+    from evals.suites import load_suite
+
+    settings = load_cli_settings()
+    with user_errors():
+        loaded = load_suite(suite)
+        if limit:
+            loaded.items = loaded.items[:limit]
+        chosen = pick(load_variants(variants_file), [v.strip() for v in variants.split(",") if v.strip()])
+        registry = build_registry(settings)
+        for variant in chosen:  # fail before any work on a missing adapter or collection
+            for adapter in filter(None, (variant.adapter, variant.classifier)):
+                registry.get(adapter)
+        embedder = build_embedder(settings)
+        chat = build_chat_service(settings, embedder=embedder)
+        for variant in chosen:
+            if variant.mode == "rag" and not variant.classifier:
+                chat.retrievers["dense"].store.collection(
+                    variant.collection or settings.indexing.default_collection, embedding_model=embedder.name
+                )
+
+        def classifier(name: str):
+            from training.classify import load_classifier
+
+            return load_classifier(registry.get(name), registry.path(name))
+
+        metrics = QA_METRICS if loaded.kind == "qa" else CLASSIFICATION_METRICS
+        with tqdm(total=len(loaded.items) * len(chosen), desc=f"eval {loaded.name}", disable=as_json) as bar:
+            results = run_suite(loaded, chosen, VariantRunner(chat), embed=embedder.embed,
+                                classifier=classifier, on_item=bar.update)  # fmt: skip
+        summary = summarise(results, metrics)
+        folder = output or settings.data_dir / "evals" / f"{loaded.name}-{clock.strftime('%Y%m%d-%H%M%S')}"
+        paths = write_report(folder, f"{loaded.name}: {', '.join(v.name for v in chosen)}", results, summary,
+                             metrics, {v.name: v.label() for v in chosen})  # fmt: skip
+    if as_json:
+        emit_json({"summary": summary, "files": {k: str(v) for k, v in paths.items()}})
+        return
+    typer.echo(paths["markdown"].read_text().split("\n## Paired")[0])
+    typer.echo(f"report: {paths['html']}\nresults: {paths['results']}")
+
+
+variants_cli = typer.Typer(help="Answering recipes (generator x prompting mode).", no_args_is_help=True)
+
+
+@variants_cli.command("list")
+def list_variants(
+    variants_file: Annotated[Path, typer.Option(help="Variants YAML.")] = Path("configs/variants.yaml"),
+    as_json: JsonFlag = False,
+) -> None:
+    """The variants defined for the A/B tab, the eval runner and the API."""
+    from app.variants import load_variants
+
+    with user_errors():
+        variants = load_variants(variants_file)
+    if as_json:
+        emit_json([v.to_dict() for v in variants.values()])
+        return
+    for variant in variants.values():
+        typer.echo(f"{variant.name:<18} {variant.label():<40} {variant.description}")
