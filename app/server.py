@@ -18,12 +18,17 @@ from app.components import (
     build_store,
 )
 from app.settings import Settings
+from app.ui.arena_tab import build_arena_tabs
 from app.ui.chat_tab import build_chat_tab
+from app.variants import VariantRunner, load_variants
+from evals.votes import VoteStore
 from indexing.store import VectorStore
 from training.registry import AdapterRegistry
 
 
-def build_ui(chat: ChatService, store: VectorStore, registry: AdapterRegistry) -> gr.Blocks:
+def build_ui(
+    chat: ChatService, store: VectorStore, registry: AdapterRegistry, variants: dict, votes: VoteStore
+) -> gr.Blocks:
     """The Gradio workbench."""
 
     def adapters() -> list[str]:
@@ -33,6 +38,8 @@ def build_ui(chat: ChatService, store: VectorStore, registry: AdapterRegistry) -
         gr.Markdown("## ragtune\nAsk your documents with RAG, few-shot or zero-shot prompts, with the base model or a tuned adapter.")
         with gr.Tab("Chat"):
             build_chat_tab(chat, store.collection_names, adapters)
+        table, rows = build_arena_tabs(VariantRunner(chat), variants, votes)
+        ui.load(rows, outputs=table)
     return ui
 
 
@@ -50,4 +57,7 @@ def create_app(settings: Settings, *, chat: ChatService | None = None) -> FastAP
         generator_ok = chat.generator.health()
         return {"status": "ok" if generator_ok else "degraded", "generator": generator_ok}
 
-    return gr.mount_gradio_app(api, build_ui(chat, store, build_registry(settings)), path="/")
+    variants = load_variants(settings.variants_file) if settings.variants_file.exists() else {}
+    votes = VoteStore(settings.data_dir / "votes.sqlite3")
+    ui = build_ui(chat, store, build_registry(settings), variants, votes)
+    return gr.mount_gradio_app(api, ui, path="/")

@@ -97,6 +97,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path(".ragtune"), description="Collections, models, adapters, votes.")
     adapters_dir: Path | None = Field(None, description="Adapter registry (default: <data_dir>/adapters).")
+    variants_file: Path = Field(Path("configs/variants.yaml"), description="Variants for A/B, evals and the API.")
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     indexing: IndexingSettings = Field(default_factory=IndexingSettings)
@@ -210,4 +211,5 @@ def load_settings(**overrides: Any) -> Settings:
     settings.prompting.fewshot_file = _resolve(settings.prompting.fewshot_file, base)
     settings.vector_store.path = _resolve(settings.vector_store.path, base)
     settings.adapters_dir = _resolve(settings.adapters_dir, base)
+    settings.variants_file = _resolve(settings.variants_file, base)
     return settings

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from tqdm import tqdm
@@ -71,7 +71,7 @@ def retrieval(
 def run(
     suite: Annotated[Path, typer.Option(help="Suite YAML (see evals/suites/).")],
     variants: Annotated[str, typer.Option(help="Comma-separated variant names (see `ragtune variants list`).")],
-    variants_file: Annotated[Path, typer.Option(help="Variants YAML.")] = Path("configs/variants.yaml"),
+    variants_file: Annotated[Optional[Path], typer.Option(help="Variants YAML (default: settings).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Report folder (default: <data_dir>/evals/<suite>-<time>).")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N items (quick checks).")] = None,
     as_json: JsonFlag = False,
@@ -95,7 +95,8 @@ def run(
         loaded = load_suite(suite)
         if limit:
             loaded.items = loaded.items[:limit]
-        chosen = pick(load_variants(variants_file), [v.strip() for v in variants.split(",") if v.strip()])
+        chosen = pick(load_variants(variants_file or settings.variants_file),
+                      [v.strip() for v in variants.split(",") if v.strip()])  # fmt: skip
         registry = build_registry(settings)
         for variant in chosen:  # fail before any work on a missing adapter or collection
             for adapter in filter(None, (variant.adapter, variant.classifier)):
@@ -133,14 +134,14 @@ variants_cli = typer.Typer(help="Answering recipes (generator x prompting mode).
 
 @variants_cli.command("list")
 def list_variants(
-    variants_file: Annotated[Path, typer.Option(help="Variants YAML.")] = Path("configs/variants.yaml"),
+    variants_file: Annotated[Optional[Path], typer.Option(help="Variants YAML (default: settings).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """The variants defined for the A/B tab, the eval runner and the API."""
     from app.variants import load_variants
 
     with user_errors():
-        variants = load_variants(variants_file)
+        variants = load_variants(variants_file or load_cli_settings().variants_file)
     if as_json:
         emit_json([v.to_dict() for v in variants.values()])
         return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -88,7 +90,8 @@ def sft(
         args.base_model = _resolve_base(settings, args.base_model)
         from app.components import build_registry
 
-        manifest = train_sft(args, build_registry(settings), settings.runs_dir)
+        with contextlib.redirect_stdout(sys.stderr):  # trainer logs must not pollute --json
+            manifest = train_sft(args, build_registry(settings), settings.runs_dir)
     _report(manifest, as_json)
 
 
@@ -119,10 +122,11 @@ def classify(
     with user_errors():
         args = load_args(ClassifyArgs, config, overrides)
         args.base_model = _resolve_base(settings, args.base_model)
-        manifest = train_classifier(
-            args, build_registry(settings), settings.runs_dir,
-            embedder_path=resolve_embedder(settings.embedding.model),
-        )  # fmt: skip
+        with contextlib.redirect_stdout(sys.stderr):
+            manifest = train_classifier(
+                args, build_registry(settings), settings.runs_dir,
+                embedder_path=resolve_embedder(settings.embedding.model),
+            )  # fmt: skip
     _report(manifest, as_json)
 
 
