@@ -60,30 +60,40 @@ def run_suite(
     embed: Callable[[list[str]], np.ndarray] | None = None,
     classifier: Callable[[str], Callable[[list[str]], list[tuple[str, float]]]] | None = None,
     on_item: Callable[[], None] | None = None,
+    concurrency: int = 4,
 ) -> list[ItemResult]:
-    """Answer and score every item with every variant."""
-    from app.errors import user_error_types
+    """Answer and score every item with every variant.
 
-    results = []
-    for variant in variants:
-        predict = classifier(variant.classifier) if variant.classifier and classifier else None
-        for index, item in enumerate(suite.items):
-            result = ItemResult(variant.name, index, item.question, reference=item.reference or (item.label or ""))
-            try:
-                if predict is not None:
-                    started = time.perf_counter()
-                    label, _ = predict([item.question])[0]
-                    result.answer = label
-                    result.scores = {"accuracy": float(label == item.label),
-                                     "latency_s": time.perf_counter() - started}  # fmt: skip
-                else:
-                    _answer(runner, variant, suite, item, result, embed)
-            except user_error_types() as exc:
-                result.error = str(exc)
-            results.append(result)
-            if on_item:
-                on_item()
-    return results
+    Up to ``concurrency`` answers are in flight at once, so a vLLM server batches them;
+    results come back in (variant, item) order whatever the completion order.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    predictors = {v.name: classifier(v.classifier) for v in variants if v.classifier and classifier}
+    jobs = [(variant, index, item) for variant in variants for index, item in enumerate(suite.items)]
+
+    def one(job) -> ItemResult:
+        from app.errors import user_error_types
+
+        variant, index, item = job
+        result = ItemResult(variant.name, index, item.question, reference=item.reference or (item.label or ""))
+        try:
+            if variant.name in predictors:
+                started = time.perf_counter()
+                label, _ = predictors[variant.name]([item.question])[0]
+                result.answer = label
+                result.scores = {"accuracy": float(label == item.label),
+                                 "latency_s": time.perf_counter() - started}  # fmt: skip
+            else:
+                _answer(runner, variant, suite, item, result, embed)
+        except user_error_types() as exc:
+            result.error = str(exc)
+        if on_item:
+            on_item()
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        return list(pool.map(one, jobs))
 
 
 def _answer(runner, variant, suite, item: Item, result: ItemResult, embed) -> None:

@@ -74,6 +74,7 @@ def run(
     variants_file: Annotated[Optional[Path], typer.Option(help="Variants YAML (default: settings).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Report folder (default: <data_dir>/evals/<suite>-<time>).")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N items (quick checks).")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Answers in flight at once.")] = 4,
     as_json: JsonFlag = False,
 ) -> None:
     """Answer every item of a suite with every variant, score, and write the report.
@@ -117,7 +118,7 @@ def run(
         metrics = QA_METRICS if loaded.kind == "qa" else CLASSIFICATION_METRICS
         with tqdm(total=len(loaded.items) * len(chosen), desc=f"eval {loaded.name}", disable=as_json) as bar:
             results = run_suite(loaded, chosen, VariantRunner(chat), embed=embedder.embed,
-                                classifier=classifier, on_item=bar.update)  # fmt: skip
+                                classifier=classifier, on_item=bar.update, concurrency=concurrency)  # fmt: skip
         summary = summarise(results, metrics)
         folder = output or settings.data_dir / "evals" / f"{loaded.name}-{clock.strftime('%Y%m%d-%H%M%S')}"
         paths = write_report(folder, f"{loaded.name}: {', '.join(v.name for v in chosen)}", results, summary,

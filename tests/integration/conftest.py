@@ -57,6 +57,9 @@ def stack(tmp_path_factory) -> Stack:
     os.environ.setdefault("RAGTUNE_SETTINGS_DIR", str(REPO))
     model_dir = pull_default_generator(load_settings().models_dir)  # no-op once pulled
     data_dir = tmp_path_factory.mktemp("stack") / "data"
+    variants = data_dir.parent / "variants.yaml"
+    variants.write_text("variants:\n  zero-shot: {mode: zero-shot}\n  few-shot: {mode: few-shot, fewshot_count: 2}\n"
+                        "  rag: {mode: rag, collection: docs, k: 3}\n")
     engine_port, app_port = free_port(), free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("RAGTUNE_")},
@@ -66,6 +69,7 @@ def stack(tmp_path_factory) -> Stack:
         "RAGTUNE_GENERATOR__PORT": str(engine_port),
         "RAGTUNE_GENERATOR__SEED": "0",
         "RAGTUNE_UI__PORT": str(app_port),
+        "RAGTUNE_VARIANTS_FILE": str(variants),
     }
     stack = Stack(env, f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{engine_port}/v1", data_dir)
     ingest = stack.ragtune("ingest", "docs", "--collection", "docs")

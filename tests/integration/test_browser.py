@@ -45,3 +45,22 @@ def test_chat_streams_an_answer_with_sources(stack, browser, tmp_path):
     answer = final.split("Sources")[0].strip()
     assert answer
     assert len(set(streamed)) > 2, "the answer did not stream"
+
+
+def test_blind_ab_vote_updates_the_leaderboard(stack, browser):
+    page = browser.new_page(viewport={"width": 1300, "height": 1100})
+    page.goto(stack.app_url)
+    page.get_by_role("tab", name="A/B").click()
+    page.get_by_label("Question").fill("Which command ingests documents?")
+    page.get_by_role("button", name="Ask both").click()
+    status = page.locator("#arena-status")
+    status.get_by_text("Vote below").wait_for(timeout=180_000)
+    assert "### A:" not in page.content()  # blind: names hidden until the vote
+    page.get_by_role("button", name="A is better").click()
+    status.get_by_text("Vote recorded").wait_for(timeout=30_000)
+    page.get_by_role("tab", name="Leaderboard").click()
+    board = page.locator("#leaderboard")
+    board.get_by_text("1", exact=True).first.wait_for(timeout=30_000)
+    text = board.inner_text()
+    shown = [name for name in ("zero-shot", "few-shot", "rag") if name in text]
+    assert len(shown) == 2, text
