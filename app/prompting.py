@@ -10,7 +10,6 @@ The generator server applies the model's chat template to these messages.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -43,18 +42,13 @@ def load_demonstrations(path: Path) -> list[Demonstration]:
     """Read ``{"question", "answer"}`` lines; a bad line is reported by its number."""
     if not path.exists():
         raise PromptError(f"few-shot file {path} not found (setting prompting.fewshot_file)")
+    from training.data import read_jsonl
+
     demos = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            demos.append(Demonstration(str(record["question"]), str(record["answer"])))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise PromptError(
-                f"{path}, line {number}: expected a JSON object with 'question' and 'answer' "
-                f"({exc.__class__.__name__}: {exc})"
-            ) from None
+    for number, record in read_jsonl(path, PromptError):
+        if "question" not in record or "answer" not in record:
+            raise PromptError(f"{path}, line {number}: expected 'question' and 'answer'")
+        demos.append(Demonstration(str(record["question"]), str(record["answer"])))
     return demos
 
 

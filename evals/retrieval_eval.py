@@ -7,7 +7,6 @@ can be written relative to the checkout (``docs/ingestion.md``).
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -58,20 +57,17 @@ class RetrievalReport:
 
 def load_dataset(path: Path) -> list[LabeledQuestion]:
     """Read a labeled set; a malformed line raises ``DatasetError`` naming its number."""
-    if not path.exists():
-        raise DatasetError(f"{path}: no such file")
+    from training.data import read_jsonl
+
     questions = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for number, record in read_jsonl(path, DatasetError):
         try:
-            record = json.loads(line)
             question, relevant = record["question"], record["relevant"]
             if not isinstance(question, str) or not question.strip():
                 raise ValueError("'question' must be a non-empty string")
             if not isinstance(relevant, list) or not relevant or not all(isinstance(r, str) for r in relevant):
                 raise ValueError("'relevant' must be a non-empty list of source paths")
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise DatasetError(f"{path}, line {number}: {exc.__class__.__name__}: {exc}") from None
         questions.append(LabeledQuestion(question, relevant))
     if not questions:

@@ -8,7 +8,6 @@ answer a prompt and the label is read from the answer, classifier variants predi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,18 +69,15 @@ def load_suite(path: Path, base: Path | None = None) -> Suite:
 
 
 def _qa_items(path: Path) -> list[Item]:
+    from training.data import read_jsonl
+
     if not path.exists():
         raise SuiteError(f"{path}: no such data file")
     items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            items.append(Item(str(record["question"]), str(record.get("reference", "")),
-                              list(record.get("relevant", []))))  # fmt: skip
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise SuiteError(f"{path}, line {number}: expected {{question, reference}} ({exc})") from None
+    for number, record in read_jsonl(path, SuiteError):
+        if not isinstance(record.get("question"), str):
+            raise SuiteError(f"{path}, line {number}: expected {{question, reference}}")
+        items.append(Item(record["question"], str(record.get("reference", "")), list(record.get("relevant", []))))
     return items
 
 

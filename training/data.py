@@ -10,6 +10,7 @@ import csv
 import hashlib
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,25 +27,31 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _jsonl(path: Path):
+def read_jsonl(path: Path, error: type[Exception] = None) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line; a bad line raises ``error`` naming it.
+
+    Shared by every JSONL reader in ragtune (datasets, demonstrations, suites, labels),
+    so all of them report problems the same way.
+    """
+    error = error or DatasetError
     if not path.exists():
-        raise DatasetError(f"{path}: no such file")
+        raise error(f"{path}: no such file")
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DatasetError(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
+            raise error(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
         if not isinstance(record, dict):
-            raise DatasetError(f"{path}, line {number}: expected a JSON object")
+            raise error(f"{path}, line {number}: expected a JSON object")
         yield number, record
 
 
 def load_instructions(path: Path) -> list[Messages]:
     """Chat conversations from ``{"messages": [...]}`` or ``{"instruction", "input", "output"}`` lines."""
     conversations = []
-    for number, record in _jsonl(path):
+    for number, record in read_jsonl(path):
         where = f"{path}, line {number}"
         if "messages" in record:
             messages = record["messages"]
@@ -97,7 +104,7 @@ def load_labeled(path: Path, text_column: str | None = None, label_column: str =
     if not path.exists():
         raise DatasetError(f"{path}: no such file")
     if path.suffix == ".jsonl":
-        rows = [(n, r) for n, r in _jsonl(path)]
+        rows = [(n, r) for n, r in read_jsonl(path)]
         columns = set().union(*(r.keys() for _, r in rows)) if rows else set()
     else:
         delimiter = "\t" if path.suffix in {".tsv", ".tab"} else ","
