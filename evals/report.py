@@ -26,10 +26,11 @@ def _plots(summary: dict, results: list[ItemResult], metrics: tuple[str, ...], f
         for axis, metric in zip(axes.flat, shown):
             means, errors = [], [[], []]
             for v in variants:
-                cell = summary["variants"][v]["metrics"].get(metric, {"mean": 0, "ci": [0, 0]})
+                # a variant without this metric (no retrieval, say) gets no bar rather than 0
+                cell = summary["variants"][v]["metrics"].get(metric, {"mean": float("nan"), "ci": [float("nan")] * 2})
                 means.append(cell["mean"])
-                errors[0].append(max(cell["mean"] - cell["ci"][0], 0))
-                errors[1].append(max(cell["ci"][1] - cell["mean"], 0))
+                errors[0].append(max(cell["mean"] - cell["ci"][0], 0) if cell["mean"] == cell["mean"] else 0)
+                errors[1].append(max(cell["ci"][1] - cell["mean"], 0) if cell["mean"] == cell["mean"] else 0)
             axis.bar(range(len(variants)), means, yerr=errors, capsize=4, color="#4c72b0")
             axis.set_xticks(range(len(variants)), variants, rotation=30, ha="right", fontsize=8)
             axis.set_title(f"{metric} (95% CI)", fontsize=10)
