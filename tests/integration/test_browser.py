@@ -55,12 +55,16 @@ def test_blind_ab_vote_updates_the_leaderboard(stack, browser):
     page.get_by_role("button", name="Ask both").click()
     status = page.locator("#arena-status")
     status.get_by_text("Vote below").wait_for(timeout=180_000)
-    assert "### A:" not in page.content()  # blind: names hidden until the vote
+    names = ("zero-shot", "few-shot", "rag")
+    body = page.inner_text("body")
+    assert not any(f"A: {n}" in body or f"B: {n}" in body for n in names)  # blind until the vote
     page.get_by_role("button", name="A is better").click()
     status.get_by_text("Vote recorded").wait_for(timeout=30_000)
+    body = page.inner_text("body")
+    assert any(f"A: {n}" in body for n in names)  # revealed after the vote
     page.get_by_role("tab", name="Leaderboard").click()
     board = page.locator("#leaderboard")
     board.get_by_text("1", exact=True).first.wait_for(timeout=30_000)
     text = board.inner_text()
-    shown = [name for name in ("zero-shot", "few-shot", "rag") if name in text]
+    shown = [name for name in names if name in text]
     assert len(shown) == 2, text
