@@ -55,13 +55,14 @@ def models_pull(
     A generator or embedder set to something other than 'default' in the settings is
     left as configured (a local folder or a hub id the engine loads itself).
     """
-    from app.models import pull_default_generator, resolve_generator_model
     from app.components import build_embedder
+    from app.models import default_generator_dir, is_pulled, pull_default_generator, resolve_generator_model
 
     settings = load_cli_settings()
     with user_errors():
         if settings.generator.model == "default":
-            typer.echo("preparing the default generator (first time: about a minute)...", err=True)
+            if force or not is_pulled(default_generator_dir(settings.models_dir)):
+                typer.echo("preparing the default generator (first time: about a minute)...", err=True)
             generator = str(pull_default_generator(settings.models_dir, force=force))
         else:
             generator = resolve_generator_model(settings.generator.model, settings.models_dir)

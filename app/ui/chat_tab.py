@@ -95,7 +95,7 @@ def build_chat_tab(
         message: str, history: list, mode, collection, retriever, k, adapter, source_glob, file_types, tags
     ) -> Iterator[str]:
         flt = MetadataFilter(
-            source_glob.strip() or None,
+            (source_glob or "").strip() or None,
             list(file_types or []),
             [t.strip() for t in (tags or "").split(",") if t.strip()],
         )

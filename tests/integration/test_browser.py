@@ -47,7 +47,7 @@ def test_chat_streams_an_answer_with_sources(stack, browser, tmp_path):
     assert len(set(streamed)) > 2, "the answer did not stream"
 
 
-def test_blind_ab_vote_updates_the_leaderboard(stack, browser):
+def test_blind_ab_vote_updates_the_leaderboard(stack, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1300, "height": 1100})
     page.goto(stack.app_url)
     page.get_by_role("tab", name="A/B").click()
@@ -64,7 +64,11 @@ def test_blind_ab_vote_updates_the_leaderboard(stack, browser):
     assert any(f"A: {n}" in body for n in names)  # revealed after the vote
     page.get_by_role("tab", name="Leaderboard").click()
     board = page.locator("#leaderboard")
-    board.get_by_text("1", exact=True).first.wait_for(timeout=30_000)
-    text = board.inner_text()
-    shown = [name for name in names if name in text]
+    for _ in range(60):  # the table refreshes after the vote; wait until it shows both variants
+        text = board.inner_text()
+        shown = [name for name in names if name in text]
+        if len(shown) == 2:
+            break
+        page.wait_for_timeout(500)
     assert len(shown) == 2, text
+    page.screenshot(path=str(tmp_path / "leaderboard.png"), full_page=True)
