@@ -55,6 +55,7 @@ class AdapterService:
         self.registry = registry
         self.vllm = vllm
         self.peft = peft
+        self._served_by: dict[str, str] = {}  # adapters already made servable in this process
 
     def _root(self) -> str:
         return self.vllm.base_url.removesuffix("/v1")
@@ -76,6 +77,8 @@ class AdapterService:
 
     def load(self, name: str, *, probe: bool = True) -> LoadResult:
         """Make adapter ``name`` servable; refuses a base-model mismatch by name."""
+        if not probe and name in self._served_by and self.registry.exists(name):
+            return LoadResult(name, self.registry.get(name).kind, self._served_by[name])
         try:
             manifest = self.registry.get(name)
         except RegistryError as exc:
@@ -83,6 +86,7 @@ class AdapterService:
         if manifest.kind == "classifier":
             raise AdapterError(f"{name!r} is a classifier; use `ragtune classify TEXT --adapter {name}`")
         if manifest.kind != "lora":
+            self._served_by[name] = "transformers+peft"
             return LoadResult(name, manifest.kind, "transformers+peft")
         if self.vllm is None:
             raise AdapterError("no vLLM server is configured to load LoRA adapters into")
@@ -100,6 +104,7 @@ class AdapterService:
             )
             if response.status_code != 200:
                 raise AdapterError(f"the vLLM server refused adapter {name!r}: {response.text[:300]}")
+        self._served_by[name] = "vllm"
         result = LoadResult(name, "lora", "vllm")
         if probe:
             result.base_answer = "".join(self.vllm.stream(PROBE, params=PROBE_PARAMS))
@@ -109,6 +114,7 @@ class AdapterService:
 
     def unload(self, name: str) -> None:
         """Remove a LoRA adapter from the vLLM server."""
+        self._served_by.pop(name, None)
         response = httpx.post(f"{self._root()}/v1/unload_lora_adapter", json={"lora_name": name}, timeout=60)
         if response.status_code != 200:
             raise AdapterError(f"the vLLM server could not unload {name!r}: {response.text[:300]}")

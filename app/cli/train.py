@@ -47,6 +47,20 @@ def _resolve_base(settings, base_model: str) -> str:
     return resolve_generator_model(name, settings.models_dir)
 
 
+def _run(cls, config: Path | None, overrides: dict[str, Any], train, as_json: bool) -> None:
+    """Validate the args, resolve the base model, train with logs on stderr, report."""
+    from app.components import build_registry
+    from training.config import load_args
+
+    settings = load_cli_settings()
+    with user_errors():
+        args = load_args(cls, config, overrides)
+        args.base_model = _resolve_base(settings, args.base_model)
+        with contextlib.redirect_stdout(sys.stderr):  # trainer logs must not pollute --json
+            manifest = train(args, settings, build_registry(settings))
+    _report(manifest, as_json)
+
+
 def _report(manifest, as_json: bool) -> None:
     if as_json:
         emit_json(manifest.to_dict())
@@ -79,20 +93,11 @@ def sft(
 
     Data: JSONL lines of {"messages": [...]} or {"instruction", "input", "output"}.
     """
-    from training.config import load_args
     from training.sft import train_sft
 
-    settings = load_cli_settings()
     overrides = {"name": name, "dataset": dataset, "method": method, "max_steps": max_steps,
                  "epochs": epochs, "overwrite": overwrite or None, "resume": resume or None, **parse_sets(set_)}  # fmt: skip
-    with user_errors():
-        args = load_args(SFTArgs, config, overrides)
-        args.base_model = _resolve_base(settings, args.base_model)
-        from app.components import build_registry
-
-        with contextlib.redirect_stdout(sys.stderr):  # trainer logs must not pollute --json
-            manifest = train_sft(args, build_registry(settings), settings.runs_dir)
-    _report(manifest, as_json)
+    _run(SFTArgs, config, overrides, lambda args, settings, registry: train_sft(args, registry, settings.runs_dir), as_json)
 
 
 @train_cli.command("classify", epilog="Fields:\n\n" + help_table(ClassifyArgs).replace("\n", "\n\n"))
@@ -111,23 +116,17 @@ def classify(
 
     Data: TSV/CSV with a header, or JSONL, with a text (or sentence) and a label column.
     """
-    from app.components import build_registry
     from indexing.embedding import resolve_embedder
     from training.classify import train_classifier
-    from training.config import load_args
 
-    settings = load_cli_settings()
     overrides = {"name": name, "dataset": dataset, "method": method, "max_steps": max_steps,
                  "epochs": epochs, "overwrite": overwrite or None, **parse_sets(set_)}  # fmt: skip
-    with user_errors():
-        args = load_args(ClassifyArgs, config, overrides)
-        args.base_model = _resolve_base(settings, args.base_model)
-        with contextlib.redirect_stdout(sys.stderr):
-            manifest = train_classifier(
-                args, build_registry(settings), settings.runs_dir,
-                embedder_path=resolve_embedder(settings.embedding.model),
-            )  # fmt: skip
-    _report(manifest, as_json)
+
+    def train(args, settings, registry):
+        embedder = resolve_embedder(settings.embedding.model)
+        return train_classifier(args, registry, settings.runs_dir, embedder_path=embedder)
+
+    _run(ClassifyArgs, config, overrides, train, as_json)
 
 
 @train_cli.command("methods")

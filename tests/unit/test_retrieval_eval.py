@@ -50,13 +50,20 @@ def test_shipped_labeled_set_is_large_and_valid():
     assert kinds.count("paraphrase") >= 20
 
 
-def test_eval_retrieval_cli_compares_retrievers(tmp_path, monkeypatch):
+@pytest.fixture
+def tea_corpus(tmp_path, monkeypatch):
+    """Settings on a temporary data folder and a folder holding tea.md."""
     monkeypatch.setenv("RAGTUNE_SETTINGS_DIR", str(REPO))
     monkeypatch.setenv("RAGTUNE_DATA_DIR", str(tmp_path / "data"))
-    runner = CliRunner()
     corpus = tmp_path / "c"
     corpus.mkdir()
     (corpus / "tea.md").write_text("# Tea\n\nGreen tea is steeped at 80 degrees.\n")
+    return corpus
+
+
+def test_eval_retrieval_cli_compares_retrievers(tmp_path, tea_corpus):
+    runner = CliRunner()
+    corpus = tea_corpus
     (corpus / "kites.md").write_text("# Kites\n\nKites fly in steady wind.\n")
     assert runner.invoke(cli, ["ingest", str(corpus), "-c", "small"]).exit_code == 0
     dataset = tmp_path / "set.jsonl"
@@ -74,13 +81,9 @@ def test_eval_retrieval_cli_compares_retrievers(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "line 2" in result.output and "Traceback" not in result.output
 
 
-def test_collections_commands(tmp_path, monkeypatch):
-    monkeypatch.setenv("RAGTUNE_SETTINGS_DIR", str(REPO))
-    monkeypatch.setenv("RAGTUNE_DATA_DIR", str(tmp_path / "data"))
+def test_collections_commands(tea_corpus):
     runner = CliRunner()
-    corpus = tmp_path / "c"
-    corpus.mkdir()
-    (corpus / "tea.md").write_text("# Tea\n\nGreen tea is steeped at 80 degrees.\n")
+    corpus = tea_corpus
     runner.invoke(cli, ["ingest", str(corpus), "-c", "small"])
     listed = json.loads(runner.invoke(cli, ["collections", "list", "--json"]).output)
     assert listed[0]["name"] == "small" and listed[0]["files"] == 1 and listed[0]["chunks"] >= 1
