@@ -85,6 +85,8 @@ class AdapterService:
             raise AdapterError(str(exc)) from None
         if manifest.kind == "classifier":
             raise AdapterError(f"{name!r} is a classifier; use `ragtune classify TEXT --adapter {name}`")
+        if manifest.kind == "reward":
+            raise AdapterError(f"{name!r} is a reward model; use `ragtune reward score --adapter {name}`")
         if manifest.kind != "lora":
             self._served_by[name] = "transformers+peft"
             return LoadResult(name, manifest.kind, "transformers+peft")
@@ -120,8 +122,8 @@ class AdapterService:
             raise AdapterError(f"the vLLM server could not unload {name!r}: {response.text[:300]}")
 
     def choices(self) -> list[str]:
-        """Adapters a chat can answer with (everything but classifiers)."""
-        return [m.name for m in self.registry.list() if m.kind != "classifier"]
+        """Adapters a chat can answer with (not classifiers or reward models)."""
+        return self.registry.generative()
 
 
 class RoutingGenerator:

@@ -32,7 +32,7 @@ def build_ui(
     """The Gradio workbench."""
 
     def adapters() -> list[str]:
-        return [m.name for m in registry.list() if m.kind != "classifier"]
+        return registry.generative()
 
     with gr.Blocks(title="ragtune") as ui:
         gr.Markdown("## ragtune\nAsk your documents with RAG, few-shot or zero-shot prompts, with the base model or a tuned adapter.")

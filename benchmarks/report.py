@@ -66,20 +66,25 @@ def retrieval_section(results: dict) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = {"retrieval": retrieval_section}
+def _rlhf_section(results: dict) -> str:
+    from benchmarks.rlhf import rlhf_section
+
+    return rlhf_section(results)
+
+
+# benchmark name -> (document holding its section, renderer)
+SECTIONS = {"retrieval": (PERFORMANCE, retrieval_section), "rlhf": (REPO / "docs/rlhf.md", _rlhf_section)}
 
 
 def render() -> None:
     """Replace each benchmark's section with tables from its latest results."""
-    text = PERFORMANCE.read_text()
-    for name, render_section in SECTIONS.items():
+    for name, (document, render_section) in SECTIONS.items():
         path = REPO / "benchmarks/results" / f"{name}.json"
-        if not path.exists():
+        if not path.exists() or not document.exists():
             continue
         body = render_section(json.loads(path.read_text()))
         pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)", re.S)
-        text = pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
-    PERFORMANCE.write_text(text)
+        document.write_text(pattern.sub(lambda m: m.group(1) + body + m.group(2), document.read_text()))
 
 
 if __name__ == "__main__":

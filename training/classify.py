@@ -23,7 +23,14 @@ import numpy as np
 from training.config import ClassifyArgs
 from training.data import LabeledTexts, file_sha256, load_labeled
 from training.registry import AdapterRegistry, Manifest
-from training.tracking import MetricsLog, count_parameters, max_change, peak_memory_mb, plot_curves, snapshot_trainable
+from training.tracking import (
+    MetricsLog,
+    count_parameters,
+    max_change,
+    peak_memory_mb,
+    plot_curves,
+    snapshot_trainable,
+)
 
 
 def accuracy_and_f1(truth: list[int], predicted: list[int]) -> dict[str, float]:
@@ -36,11 +43,14 @@ def accuracy_and_f1(truth: list[int], predicted: list[int]) -> dict[str, float]:
     }
 
 
-def _encode_features(texts: list[str], args: ClassifyArgs, embedder_path: str, batch: int = 64) -> np.ndarray:
+def _encode_features(texts: list[str], args: ClassifyArgs, embedder_path: str, batch: int = 64,
+                     encoder=None) -> np.ndarray:  # fmt: skip
+    """Feature vectors; pass a loaded ``encoder`` (SentenceTransformer) when calling repeatedly."""
     if args.feature_model == "embedder":
         from sentence_transformers import SentenceTransformer
 
-        return SentenceTransformer(embedder_path, device="cpu").encode(texts, batch_size=batch)
+        encoder = encoder or SentenceTransformer(embedder_path, device="cpu")
+        return encoder.encode(texts, batch_size=batch)
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -141,7 +151,13 @@ def _fit_features(args, train, evaluation, staging: Path, embedder_path: str):
 def _fit_llm(args, train, staging: Path, run_dir: Path):
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
     torch.manual_seed(args.seed)
     tokenizer = AutoTokenizer.from_pretrained(args.base_model)
@@ -225,9 +241,14 @@ def load_classifier(manifest: Manifest, folder: Path):
         info = json.loads((folder / "features.json").read_text())
         args = ClassifyArgs(name=manifest.name, dataset=manifest.dataset, base_model=hp["base_model"],
                             feature_model=info["feature_model"], max_length=hp["max_length"])  # fmt: skip
+        encoder = None
+        if info["feature_model"] == "embedder":  # load once: PPO scores a batch every step
+            from sentence_transformers import SentenceTransformer
+
+            encoder = SentenceTransformer(info["embedder"], device="cpu")
         return lambda texts: [
             (labels[int(np.argmax(p))], float(np.max(p)))
-            for p in model.predict_proba(_encode_features(texts, args, info["embedder"]))
+            for p in model.predict_proba(_encode_features(texts, args, info["embedder"], encoder=encoder))
         ]
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

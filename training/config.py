@@ -83,6 +83,67 @@ class ClassifyArgs(TrainArgs):
     lora_alpha: int = arg(16, "LoRA alpha for method 'lora'.", low=1, high=1024)
 
 
+@dataclass
+class LoraTrainArgs(TrainArgs):
+    """Methods that train a LoRA adapter (reward model, DPO, PPO)."""
+
+    lora_r: int = arg(8, "LoRA rank (vLLM serves ranks up to generator.max_lora_rank).", low=1, high=256)
+    lora_alpha: int = arg(16, "LoRA scaling numerator (the update is scaled by alpha / r).", low=1, high=1024)
+    lora_dropout: float = arg(0.0, "Dropout on the LoRA input.", low=0.0, high=0.9)
+    target_modules: list[str] = arg(["q_proj", "k_proj", "v_proj", "o_proj"], "Modules that LoRA adapts.")
+
+
+@dataclass
+class PreferenceArgs(LoraTrainArgs):
+    """Training on preference pairs {"prompt", "chosen", "rejected"}."""
+
+    eval_fraction: float = arg(0.2, "Share of pairs held out for the reported accuracy / win rate.", low=0.0, high=0.9)
+    skip_invalid: bool = arg(False, "Skip bad pairs (listed) instead of refusing the file.")
+
+
+@dataclass
+class RewardArgs(PreferenceArgs):
+    """A reward model: the base model with a scalar head, LoRA-tuned on preferences (trl RewardTrainer)."""
+
+    center_rewards: float = arg(0.01, "Weight pulling mean rewards towards 0 (0: off).", low=0.0, high=1.0)
+
+
+@dataclass
+class DPOArgs(PreferenceArgs):
+    """Direct preference optimisation with a LoRA policy (trl DPOTrainer); the frozen base is the reference."""
+
+    beta: float = arg(0.1, "Strength of the implicit KL penalty to the base model.", low=0.001, high=10.0)
+    reward: str = arg("", "Optional reward adapter/classifier to judge held-out prompts (win rate vs base).")
+    reward_label: str = arg("1", "For classifier rewards: the label whose log-odds is the reward.")
+    max_new_tokens: int = arg(64, "Tokens generated per held-out prompt for the win rate.", low=1, high=4096)
+
+
+@dataclass
+class PPOArgs(LoraTrainArgs):
+    """PPO against a reward adapter or classifier, with a KL penalty to the frozen base."""
+
+    reward: str = arg("", "Reward: a 'reward' adapter or a classifier in the registry.")
+    reward_label: str = arg("1", "For classifier rewards: the label whose log-odds is the reward.")
+    prompt_column: str = arg("", "Prompt column of a TSV/CSV/JSONL file (default: prompt, text or sentence).")
+    prompt_words: int = arg(0, "Use only the first N words of each prompt (review openings); 0: all.", low=0, high=1000)
+    min_prompt_words: int = arg(0, "Skip prompts with fewer words than this.", low=0, high=1000)
+    chat_template: bool = arg(False, "Wrap prompts as a user message with the chat template.")
+    prompt_rows: int = arg(2000, "Training prompts sampled from the file (0: all).", low=0, high=10_000_000)
+    eval_dataset: str = arg("", "Held-out prompt file scored before and after training.")
+    eval_prompts: int = arg(64, "Held-out prompts scored before and after.", low=1, high=100_000)
+    max_new_tokens: int = arg(24, "Tokens generated per prompt.", low=1, high=4096)
+    temperature: float = arg(1.0, "Sampling temperature for rollouts.", low=0.01, high=5.0)
+    kl_coef: float = arg(0.05, "KL penalty per token, against the frozen base.", low=0.0, high=10.0)
+    ppo_epochs: int = arg(4, "Optimisation passes over each batch of rollouts.", low=1, high=100)
+    mini_batch_size: int = arg(8, "Rollouts per gradient step inside a PPO epoch.", low=1, high=1024)
+    clip_range: float = arg(0.2, "Policy ratio clipping.", low=0.01, high=1.0)
+    value_clip_range: float = arg(0.2, "Value prediction clipping.", low=0.01, high=100.0)
+    value_coef: float = arg(0.1, "Weight of the value loss.", low=0.0, high=100.0)
+    gamma: float = arg(1.0, "Discount factor.", low=0.0, high=1.0)
+    lam: float = arg(0.95, "GAE lambda.", low=0.0, high=1.0)
+    whiten_scores: bool = arg(False, "Normalise reward scores per batch before adding the KL penalty.")
+
+
 def validate(args: TrainArgs) -> TrainArgs:
     """Check every field's range and choices; raise one error listing all problems."""
     problems = []

@@ -79,3 +79,10 @@ CLASSIFY_METHODS = {
     "lora": "LoRA on the language model plus a new output layer.",
     "full": "All weights of the language model plus a new output layer.",
 }
+
+# RLHF commands (one method each), shown by `ragtune train methods` as `ragtune train <name>`.
+PREFERENCE_METHODS = {
+    "reward": {"reward": "Reward model: LoRA + scalar head learns which answer people prefer."},
+    "ppo": {"ppo": "PPO: a LoRA policy maximises a reward with a KL penalty to the base."},
+    "dpo": {"dpo": "DPO: a LoRA policy learns the preferences directly, no reward model."},
+}

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "manifest.json"
-KINDS = ("lora", "ia3", "prefix", "prompt", "full", "classifier")
+KINDS = ("lora", "ia3", "prefix", "prompt", "full", "classifier", "reward")
+# Kinds that generate text (chat, A/B, vLLM); classifiers and reward models only score.
+GENERATIVE_KINDS = ("lora", "ia3", "prefix", "prompt", "full")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -98,6 +100,10 @@ class AdapterRegistry:
             if folder.is_dir() and not folder.is_symlink() and manifest.exists():
                 manifests.append(Manifest.from_dict(json.loads(manifest.read_text())))
         return sorted(manifests, key=lambda m: m.created, reverse=True)
+
+    def generative(self) -> list[str]:
+        """Names of the adapters a chat can answer with, newest first."""
+        return [m.name for m in self.list() if m.kind in GENERATIVE_KINDS]
 
     def size_bytes(self, name: str) -> int:
         """Bytes on disk of an adapter."""

@@ -8,22 +8,13 @@ them, the same template the server uses at inference.
 from __future__ import annotations
 
 import shutil
-import time
-from dataclasses import asdict
 from pathlib import Path
 
 from training.config import SFTArgs
-from training.data import file_sha256, load_instructions
+from training.data import load_instructions
 from training.methods import SFT_METHODS
 from training.registry import AdapterRegistry, Manifest
-from training.tracking import (
-    MetricsLog,
-    count_parameters,
-    max_change,
-    peak_memory_mb,
-    plot_curves,
-    snapshot_trainable,
-)
+from training.tracking import MetricsLog, plot_curves, run_manifest, train_measured
 
 
 def train_sft(args: SFTArgs, registry: AdapterRegistry, runs_dir: Path) -> Manifest:
@@ -86,12 +77,8 @@ def train_sft(args: SFTArgs, registry: AdapterRegistry, runs_dir: Path) -> Manif
         peft_config=method.peft_config(args) if method.peft_config else None,
         callbacks=[log],
     )
-    trainable, total = count_parameters(trainer.model)
-    before = snapshot_trainable(trainer.model)
-    started = time.monotonic()
     resume = args.resume and any((run_dir / "checkpoints").glob("checkpoint-*"))
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
-    train_seconds = time.monotonic() - started
+    run, parameters = train_measured(trainer, resume_from_checkpoint=True if resume else None)
     if not trainer.is_world_process_zero():  # under accelerate, one process writes the adapter
         return Manifest(name=args.name, kind=method.kind, method=args.method, base_model=args.base_model)
 
@@ -101,15 +88,7 @@ def train_sft(args: SFTArgs, registry: AdapterRegistry, runs_dir: Path) -> Manif
     plot = plot_curves(log.records, run_dir / "loss.png")
     if plot:
         shutil.copy(plot, staging / "loss.png")
-    metrics = {
-        "train_loss": round(result.training_loss, 4),
-        "steps": result.global_step,
-        "train_seconds": round(train_seconds, 1),
-        "seconds_per_step": round(train_seconds / max(result.global_step, 1), 3),
-        "peak_memory_mb": peak_memory_mb(),
-        "max_weight_change": max_change(trainer.model, before),
-        "loss_curve": [{"step": r["step"], "loss": r["loss"]} for r in log.records if "loss" in r],
-    }
+    metrics = {**run, "loss_curve": [{"step": r["step"], "loss": r["loss"]} for r in log.records if "loss" in r]}
     if args.forgetting_check:
         from training.forgetting import forgetting_report
 
@@ -117,18 +96,7 @@ def train_sft(args: SFTArgs, registry: AdapterRegistry, runs_dir: Path) -> Manif
             trainer.model, tokenizer, args.base_model,
             task_file=Path(args.forgetting_task), rows=args.forgetting_rows,
         )  # fmt: skip
-    manifest = Manifest(
-        name=args.name,
-        kind=method.kind,
-        method=args.method,
-        base_model=args.base_model,
-        dataset=str(dataset_path),
-        dataset_sha256=file_sha256(dataset_path),
-        hyperparameters={k: v for k, v in asdict(args).items() if k not in {"name", "dataset", "overwrite", "resume"}},
-        metrics=metrics,
-        trainable_parameters=trainable,
-        total_parameters=total,
-    )
+    manifest = run_manifest(args, kind=method.kind, method=args.method, metrics=metrics, parameters=parameters)
     registry.commit(staging, manifest, overwrite=args.overwrite)
     return manifest
 

@@ -24,20 +24,24 @@ class MetricsLog(TrainerCallback):
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102 (transformers hook)
-        if not logs:
-            return
+        if logs:
+            self.add(state.global_step, state.max_steps, logs)
+
+    def add(self, step: int, max_steps: int, metrics: dict[str, Any]) -> dict[str, Any]:
+        """Append one record (for loops that are not a transformers Trainer, e.g. PPO)."""
         elapsed = time.monotonic() - self.started
-        done = max(state.global_step, 1)
+        done = max(step, 1)
         record = {
-            "step": state.global_step,
-            "max_steps": state.max_steps,
+            "step": step,
+            "max_steps": max_steps,
             "elapsed_s": round(elapsed, 1),
-            "eta_s": round(elapsed / done * max(state.max_steps - done, 0), 1),
-            **{k: v for k, v in logs.items() if isinstance(v, (int, float))},
+            "eta_s": round(elapsed / done * max(max_steps - done, 0), 1),
+            **{k: v for k, v in metrics.items() if isinstance(v, (int, float))},
         }
         self.records.append(record)
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
+        return record
 
 
 def plot_curves(records: list[dict[str, Any]], target: Path, keys: tuple[str, ...] = ("loss",)) -> Path | None:
@@ -61,6 +65,40 @@ def plot_curves(records: list[dict[str, Any]], target: Path, keys: tuple[str, ..
     fig.savefig(target, dpi=110)
     plt.close(fig)
     return target
+
+
+def train_measured(trainer, **train_kwargs) -> tuple[dict[str, Any], tuple[int, int]]:
+    """``trainer.train()`` with the numbers every manifest records, and (trainable, total) parameters."""
+    parameters = count_parameters(trainer.model)
+    before = snapshot_trainable(trainer.model)
+    started = time.monotonic()
+    result = trainer.train(**train_kwargs)
+    seconds = time.monotonic() - started
+    metrics = {
+        "train_loss": round(result.training_loss, 4),
+        "steps": result.global_step,
+        "train_seconds": round(seconds, 1),
+        "seconds_per_step": round(seconds / max(result.global_step, 1), 3),
+        "peak_memory_mb": peak_memory_mb(),
+        "max_weight_change": max_change(trainer.model, before),
+    }
+    return metrics, parameters
+
+
+def run_manifest(args, *, kind: str, method: str, metrics: dict[str, Any], parameters: tuple[int, int],
+                 base_model: str | None = None):  # fmt: skip
+    """The manifest of a finished run: what was trained, on what, with which settings and results."""
+    from dataclasses import asdict
+
+    from training.data import file_sha256
+    from training.registry import Manifest
+
+    return Manifest(
+        name=args.name, kind=kind, method=method, base_model=base_model or args.base_model,
+        dataset=str(args.dataset), dataset_sha256=file_sha256(Path(args.dataset)), metrics=metrics,
+        hyperparameters={k: v for k, v in asdict(args).items() if k not in {"name", "dataset", "overwrite", "resume"}},
+        trainable_parameters=parameters[0], total_parameters=parameters[1],
+    )  # fmt: skip
 
 
 def count_parameters(model) -> tuple[int, int]:

@@ -37,6 +37,14 @@ def load_cli_settings():
         return load_settings()
 
 
+def resolve_base_model(settings, base_model: str = "default") -> str:
+    """'default' means the model the generator serves, so adapters match the server."""
+    from app.models import resolve_generator_model
+
+    name = settings.generator.model if base_model == "default" else base_model
+    return resolve_generator_model(name, settings.models_dir)
+
+
 def emit_json(payload: object) -> None:
     """Print ``payload`` as indented JSON on stdout."""
     typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))

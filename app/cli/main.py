@@ -33,6 +33,7 @@ from app.cli import ask as ask_module  # noqa: E402
 from app.cli.collections import collections_cli  # noqa: E402
 from app.cli.evaluate import eval_cli, variants_cli  # noqa: E402
 from app.cli.prefs import prefs_cli  # noqa: E402
+from app.cli.reward import reward_cli  # noqa: E402
 from app.cli.train import train_cli  # noqa: E402
 
 cli.command()(ask_module.ask)
@@ -41,6 +42,7 @@ cli.add_typer(collections_cli, name="collections")
 cli.add_typer(eval_cli, name="eval")
 cli.add_typer(variants_cli, name="variants")
 cli.add_typer(prefs_cli, name="prefs")
+cli.add_typer(reward_cli, name="reward")
 cli.add_typer(train_cli, name="train")
 cli.add_typer(adapters_module.adapters_cli, name="adapters")
 

@@ -10,9 +10,9 @@ from typing import Annotated, Any, Optional
 import typer
 import yaml
 
-from app.cli.common import JsonFlag, emit_json, load_cli_settings
+from app.cli.common import JsonFlag, emit_json, load_cli_settings, resolve_base_model
 from app.cli.errors import fail, user_errors
-from training.config import ClassifyArgs, SFTArgs, help_table
+from training.config import ClassifyArgs, DPOArgs, PPOArgs, RewardArgs, SFTArgs, help_table
 
 train_cli = typer.Typer(help="Train adapters and classifiers into the registry.", no_args_is_help=True)
 
@@ -39,14 +39,6 @@ def parse_sets(pairs: list[str] | None) -> dict[str, Any]:
     return values
 
 
-def _resolve_base(settings, base_model: str) -> str:
-    """'default' means the model the generator serves, so adapters match the server."""
-    from app.models import resolve_generator_model
-
-    name = settings.generator.model if base_model == "default" else base_model
-    return resolve_generator_model(name, settings.models_dir)
-
-
 def _run(cls, config: Path | None, overrides: dict[str, Any], train, as_json: bool) -> None:
     """Validate the args, resolve the base model, train with logs on stderr, report."""
     from app.components import build_registry
@@ -55,10 +47,15 @@ def _run(cls, config: Path | None, overrides: dict[str, Any], train, as_json: bo
     settings = load_cli_settings()
     with user_errors():
         args = load_args(cls, config, overrides)
-        args.base_model = _resolve_base(settings, args.base_model)
+        args.base_model = resolve_base_model(settings, args.base_model)
         with contextlib.redirect_stdout(sys.stderr):  # trainer logs must not pollute --json
             manifest = train(args, settings, build_registry(settings))
     _report(manifest, as_json)
+
+
+def _registry_run(train):
+    """Adapts a ``train(args, registry, runs_dir)`` library function to ``_run``."""
+    return lambda args, settings, registry: train(args, registry, settings.runs_dir)
 
 
 def _report(manifest, as_json: bool) -> None:
@@ -69,7 +66,10 @@ def _report(manifest, as_json: bool) -> None:
     share = 100 * manifest.trainable_parameters / max(manifest.total_parameters, 1)
     typer.echo(f"adapter {manifest.name} ({manifest.kind}, method {manifest.method}) saved")
     typer.echo(f"  trainable parameters: {manifest.trainable_parameters:,} of {manifest.total_parameters:,} ({share:.3f}%)")
-    for key in ("train_loss", "steps", "train_seconds", "seconds_per_step", "peak_memory_mb", "validation", "test"):
+    for key in ("train_loss", "steps", "train_seconds", "seconds_per_step", "peak_memory_mb", "validation", "test",
+                "heldout_pairwise_accuracy", "truncated_prompts", "skipped_pairs", "win_rate_vs_base",
+                "mean_reward_base", "mean_reward_tuned", "heldout_mean_reward_before", "heldout_mean_reward_after",
+                "heldout_kl_from_base"):  # fmt: skip
         if key in m:
             typer.echo(f"  {key}: {m[key]}")
     if "forgetting" in m:
@@ -97,7 +97,7 @@ def sft(
 
     overrides = {"name": name, "dataset": dataset, "method": method, "max_steps": max_steps,
                  "epochs": epochs, "overwrite": overwrite or None, "resume": resume or None, **parse_sets(set_)}  # fmt: skip
-    _run(SFTArgs, config, overrides, lambda args, settings, registry: train_sft(args, registry, settings.runs_dir), as_json)
+    _run(SFTArgs, config, overrides, _registry_run(train_sft), as_json)
 
 
 @train_cli.command("classify", epilog="Fields:\n\n" + help_table(ClassifyArgs).replace("\n", "\n\n"))
@@ -129,17 +129,88 @@ def classify(
     _run(ClassifyArgs, config, overrides, train, as_json)
 
 
+@train_cli.command("reward", epilog="Fields:\n\n" + help_table(RewardArgs).replace("\n", "\n\n"))
+def reward(
+    config: ConfigOption = None,
+    name: NameOption = None,
+    dataset: DatasetOption = None,
+    max_steps: StepsOption = None,
+    epochs: EpochsOption = None,
+    overwrite: OverwriteFlag = False,
+    set_: SetOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train a reward model (LoRA + scalar head) on preference pairs; report held-out pairwise accuracy.
+
+    Data: JSONL lines of {"prompt", "chosen", "rejected"}; the prompt may be a chat message list.
+    `ragtune prefs export` writes the A/B tab's votes in this format.
+    """
+    from training.reward import train_reward
+
+    overrides = {"name": name, "dataset": dataset, "max_steps": max_steps, "epochs": epochs,
+                 "overwrite": overwrite or None, **parse_sets(set_)}  # fmt: skip
+    _run(RewardArgs, config, overrides, _registry_run(train_reward), as_json)
+
+
+@train_cli.command("dpo", epilog="Fields:\n\n" + help_table(DPOArgs).replace("\n", "\n\n"))
+def dpo(
+    config: ConfigOption = None,
+    name: NameOption = None,
+    dataset: DatasetOption = None,
+    reward: Annotated[Optional[str], typer.Option("--reward", help="Reward source judging the win rate.")] = None,
+    max_steps: StepsOption = None,
+    epochs: EpochsOption = None,
+    overwrite: OverwriteFlag = False,
+    set_: SetOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Direct preference optimisation of a LoRA policy on preference pairs (no reward model needed).
+
+    With --reward, held-out prompts are answered by base and tuned model and judged (win rate).
+    The result is a LoRA adapter that vLLM hot-loads: `ragtune adapters load NAME`.
+    """
+    from training.dpo import train_dpo
+
+    overrides = {"name": name, "dataset": dataset, "reward": reward, "max_steps": max_steps, "epochs": epochs,
+                 "overwrite": overwrite or None, **parse_sets(set_)}  # fmt: skip
+    _run(DPOArgs, config, overrides, _registry_run(train_dpo), as_json)
+
+
+@train_cli.command("ppo", epilog="Fields:\n\n" + help_table(PPOArgs).replace("\n", "\n\n"))
+def ppo(
+    config: ConfigOption = None,
+    name: NameOption = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Prompt file (JSONL/TSV/CSV).")] = None,
+    reward: Annotated[Optional[str], typer.Option("--reward", help="Reward adapter or classifier.")] = None,
+    max_steps: StepsOption = None,
+    overwrite: OverwriteFlag = False,
+    set_: SetOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """PPO: tune a LoRA policy to maximise a reward, with a KL penalty to the frozen base.
+
+    Logs mean reward, KL and loss per step (runs/NAME/log.jsonl) and scores held-out prompts
+    before and after. See configs/train/ppo_sentiment.yaml for the sentiment-steering demo.
+    """
+    from training.ppo import train_ppo
+
+    overrides = {"name": name, "dataset": dataset, "reward": reward, "max_steps": max_steps,
+                 "overwrite": overwrite or None, **parse_sets(set_)}  # fmt: skip
+    _run(PPOArgs, config, overrides, _registry_run(train_ppo), as_json)
+
+
 @train_cli.command("methods")
 def methods(as_json: JsonFlag = False) -> None:
     """List the training methods."""
-    from training.methods import CLASSIFY_METHODS, SFT_METHODS
+    from training.methods import CLASSIFY_METHODS, PREFERENCE_METHODS, SFT_METHODS
 
-    rows = {"sft": {n: m.description for n, m in SFT_METHODS.items()}, "classify": CLASSIFY_METHODS}
+    rows = {"sft": {n: m.description for n, m in SFT_METHODS.items()}, "classify": CLASSIFY_METHODS,
+            **PREFERENCE_METHODS}
     if as_json:
         emit_json(rows)
         return
     for task, entries in rows.items():
-        typer.echo(f"ragtune train {task} --method ...")
+        typer.echo(f"ragtune train {task}" + (" --method ..." if len(entries) > 1 else ""))
         for method_name, description in entries.items():
             typer.echo(f"  {method_name:<9} {description}")
 

@@ -47,3 +47,21 @@ def test_prompt_tuned_adapter_answers_through_the_peft_generator(stack):
     result = stack.ragtune("ask", "What is ragtune?", "--adapter", "it-prompt", "--mode", "zero-shot", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["answer"].strip()
+
+
+def test_dpo_adapter_from_the_bundled_config_is_served_by_vllm_and_answers_in_chat(stack):
+    trained = stack.ragtune("train", "dpo", "--config", "configs/train/dpo_grounded.yaml", "--name", "it-dpo",
+                            "--max-steps", "2", "--set", "reward=''", "--set", "batch_size=4",
+                            "--overwrite", "--json", timeout=900)  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    manifest = json.loads(trained.stdout)
+    assert (manifest["kind"], manifest["method"]) == ("lora", "dpo") and manifest["metrics"]["max_weight_change"] > 0
+    loaded = json.loads(stack.ragtune("adapters", "load", "it-dpo", "--json").stdout)
+    assert loaded["served_by"] == "vllm"
+    assert "it-dpo" in [m["id"] for m in httpx.get(f"{stack.engine_url}/models").json()["data"]]
+    listed = json.loads(stack.ragtune("adapters", "list", "--json").stdout)
+    assert any(a["name"] == "it-dpo" and a.get("method") == "dpo" for a in listed), listed
+    result = stack.ragtune("ask", "How do I ingest a folder?", "--adapter", "it-dpo", "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["answer"].strip() and answer["sources"]
