@@ -9,11 +9,14 @@ from __future__ import annotations
 import gradio as gr
 from fastapi import FastAPI
 
+from app.api.guard import check_binding
+from app.api.setup import install_api
 from app.chat import ChatService
 from app.components import (
     build_chat_service,
     build_embedder,
     build_generator,
+    build_ingest_pipeline,
     build_registry,
     build_store,
 )
@@ -45,19 +48,14 @@ def build_ui(
 
 def create_app(settings: Settings, *, chat: ChatService | None = None) -> FastAPI:
     """FastAPI app with health endpoint and the Gradio UI at ``/``."""
+    check_binding(settings.ui.host, settings.api)
     store = build_store(settings)
-    generator = build_generator(settings)
-    chat = chat or build_chat_service(
-        settings, generator=generator, store=store, embedder=build_embedder(settings)
-    )
-    api = FastAPI(title="ragtune")
-
-    @api.get("/healthz")
-    def healthz() -> dict:
-        generator_ok = chat.generator.health()
-        return {"status": "ok" if generator_ok else "degraded", "generator": generator_ok}
-
+    embedder = build_embedder(settings)
+    chat = chat or build_chat_service(settings, generator=build_generator(settings), store=store, embedder=embedder)
+    api = FastAPI(title="ragtune", description="OpenAI-compatible chat over your documents and adapters.")
+    registry = build_registry(settings)
+    install_api(api, settings, chat, store, registry, lambda: build_ingest_pipeline(settings, store=store, embedder=embedder))
     variants = load_variants(settings.variants_file) if settings.variants_file.exists() else {}
     votes = VoteStore(settings.data_dir / "votes.sqlite3")
-    ui = build_ui(chat, store, build_registry(settings), variants, votes)
+    ui = build_ui(chat, store, registry, variants, votes)
     return gr.mount_gradio_app(api, ui, path="/")

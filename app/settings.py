@@ -88,6 +88,24 @@ class UISettings(BaseModel):
     port: int = Field(7860, description="Port of the web app.")
 
 
+class APISettings(BaseModel):
+    """The OpenAI-compatible HTTP API served beside the web app (``/v1``)."""
+
+    keys: list[str] = Field(
+        default_factory=list,
+        description="Bearer tokens accepted by /v1 and /metrics (env: RAGTUNE_API__KEYS='[\"k1\"]'). "
+        "Required when ui.host is not loopback.",
+    )
+    max_concurrent: int = Field(32, ge=1, le=4096, description="Generations in flight to the engine at once.")
+    max_queue: int = Field(64, ge=0, le=100_000, description="Requests waiting beyond max_concurrent; more get 503.")
+    retry_after_s: int = Field(5, ge=1, description="Retry-After seconds sent with a 503.")
+    request_timeout_s: float = Field(300, gt=0, description="Longest a chat completion may take (then 504).")
+    upload_types: list[str] = Field(
+        [".txt", ".md", ".pdf", ".html", ".htm"], description="File types /v1/ingest accepts (others: 415)."
+    )
+    max_upload_mb: float = Field(20, gt=0, description="Largest upload per file (larger: 413).")
+
+
 class Settings(BaseSettings):
     """The whole settings tree."""
 
@@ -104,6 +122,7 @@ class Settings(BaseSettings):
     vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
     prompting: PromptingSettings = Field(default_factory=PromptingSettings)
     ui: UISettings = Field(default_factory=UISettings)
+    api: APISettings = Field(default_factory=APISettings)
 
     @classmethod
     def settings_customise_sources(
@@ -130,6 +149,11 @@ class Settings(BaseSettings):
     def runs_dir(self) -> Path:
         """Training run folders (checkpoints, logs, curves)."""
         return self.data_dir / "runs"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Files uploaded through the API or the UI, one folder per collection."""
+        return self.data_dir / "uploads"
 
     @property
     def chroma_dir(self) -> Path:

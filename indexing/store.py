@@ -26,6 +26,10 @@ class StoreError(RuntimeError):
     """A collection problem a user can fix (unknown name, wrong embedder, bad name)."""
 
 
+class EmbedderMismatch(StoreError):
+    """A collection was built with another embedding model than the configured one."""
+
+
 @dataclass
 class FileState:
     """What the store holds for one source file."""
@@ -111,7 +115,7 @@ class VectorStore:
             )
         recorded = (collection.metadata or {}).get("embedding_model")
         if recorded and recorded != embedding_model:
-            raise StoreError(
+            raise EmbedderMismatch(
                 f"collection {name!r} was embedded with {recorded!r}, but the configured "
                 f"embedder is {embedding_model!r}; use that embedder or another collection"
             )

@@ -88,8 +88,10 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, temperat
 def generate_batched(model, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float,
                      seed: int, batch: int = 16) -> list[str]:  # fmt: skip
     """Continuation texts for many prompts, in batches, reproducibly."""
+    from tqdm.auto import tqdm
+
     texts = []
-    for start in range(0, len(prompts), batch):
+    for start in tqdm(range(0, len(prompts), batch), desc="generating", unit="batch", leave=False):
         texts += generate(model, tokenizer, prompts[start : start + batch], max_new_tokens,
                           temperature, seed + start).texts  # fmt: skip
     return texts

@@ -38,9 +38,12 @@ class VLLMGenerator:
                 stream=True,
                 **extra,
             )
-            for event in response:
-                if event.choices and event.choices[0].delta.content:
-                    yield event.choices[0].delta.content
+            try:
+                for event in response:
+                    if event.choices and event.choices[0].delta.content:
+                        yield event.choices[0].delta.content
+            finally:  # also when the consumer stops early: closing the connection aborts it in vLLM
+                response.close()
         except (openai.APIConnectionError, httpx.TransportError) as exc:
             raise GeneratorUnavailable(
                 f"the vLLM server at {self.base_url} is not reachable ({exc.__class__.__name__}); "
