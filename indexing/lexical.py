@@ -93,7 +93,13 @@ class LexicalIndex:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.dirty_marker.touch()
 
-    def rebuild(self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]]) -> None:
+    def revision(self) -> str:
+        """The collection revision this index was built from ('' if unknown)."""
+        path = self.folder / "revision"
+        return path.read_text() if path.exists() else ""
+
+    def rebuild(self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]],
+                revision: str = "") -> None:  # fmt: skip
         """Index these chunks (the full content of the collection) and persist."""
         import bm25s
 
@@ -108,6 +114,7 @@ class LexicalIndex:
         snapshot = [{k: m.get(k) for k in ("source", "file_type", "tags")} for m in metadatas]
         (staging / "metadata.json").write_text(json.dumps(snapshot))
         (staging / "ids.json").write_text(json.dumps(ids))
+        (staging / "revision").write_text(revision)
         shutil.rmtree(self.folder, ignore_errors=True)
         staging.rename(self.folder)
         self._bm25, self.ids, self.metadatas = bm25, list(ids), snapshot

@@ -163,7 +163,7 @@ class IngestPipeline:
         report.embedded = self.embedder.embedded_count - embedded_before
         changed = any(r.status in ("added", "updated", "pruned") for r in report.files)
         if changed or not was_clean:
-            self.store.rebuild_lexical(collection)
+            self.store.rebuild_lexical(collection, bump=changed)
         else:
             self.store.mark_settled(collection)
         return report

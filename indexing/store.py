@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,8 @@ class VectorStore:
     def lexical_index(self, collection: Any) -> LexicalIndex:
         """The collection's BM25 sidecar, rebuilt from Chroma when missing or dirty."""
         index = LexicalIndex(self.index_root / collection.name)
-        if not index.is_usable():
+        # Another app instance may have changed a shared (http) Chroma: its revision tells.
+        if not index.is_usable() or index.revision() != (collection.metadata or {}).get("revision", ""):
             self.rebuild_lexical(collection)
         stamp = (index.folder / "ids.json").stat().st_mtime
         cached = self._lexical.get(collection.name)
@@ -163,11 +165,19 @@ class VectorStore:
         """Clear the stale flag after a run that changed nothing."""
         LexicalIndex(self.index_root / collection.name).dirty_marker.unlink(missing_ok=True)
 
-    def rebuild_lexical(self, collection: Any) -> None:
-        """Rebuild the BM25 sidecar from everything the collection holds."""
+    def rebuild_lexical(self, collection: Any, bump: bool = False) -> None:
+        """Rebuild the BM25 sidecar from everything the collection holds.
+
+        ``bump`` (after a changing ingest) gives the collection a new revision, so sidecars
+        of other app instances sharing an http Chroma notice and rebuild too.
+        """
         got = get_all(collection, ["documents", "metadatas"])
         index = LexicalIndex(self.index_root / collection.name)
-        index.rebuild(list(got["ids"]), list(got["documents"]), list(got["metadatas"]))
+        revision = (collection.metadata or {}).get("revision", "")
+        if bump:
+            revision = uuid.uuid4().hex
+            collection.modify(metadata={**(collection.metadata or {}), "revision": revision})
+        index.rebuild(list(got["ids"]), list(got["documents"]), list(got["metadatas"]), revision)
         self._lexical.pop(collection.name, None)
 
     def info(self, name: str) -> CollectionInfo:

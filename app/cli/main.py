@@ -168,6 +168,23 @@ def serve(
         run_server(settings, start_engine=not no_engine)
 
 
+@cli.command()
+def engine() -> None:
+    """Run only the vLLM server, in the foreground, with the flags `ragtune serve` uses.
+
+    For a separate engine service (docker/compose.yaml): the app then runs with
+    `generator.url` pointing here and `ragtune serve --no-engine`.
+    """
+    from app.serving import local_engine
+
+    settings = load_cli_settings()
+    with user_errors():
+        server = local_engine(settings)
+    command = server.command()
+    typer.echo("exec: " + " ".join(command), err=True)
+    os.execvpe(command[0], command, server.environment())
+
+
 def main() -> None:
     """Console-script entry point."""
     cli()

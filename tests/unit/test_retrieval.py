@@ -27,8 +27,8 @@ def corpus(tmp_path):
 
 
 @pytest.fixture
-def setup(make_settings, embedder, corpus):
-    settings = make_settings()
+def setup(make_settings, embedder, corpus, store_mode):
+    settings = make_settings(vector_store=store_mode)
     pipeline = build_ingest_pipeline(settings, embedder=embedder)
     pipeline.ingest([corpus / "guides"], "notes", tags=["guide"], show_progress=False)
     pipeline.ingest([corpus / "errors.txt", corpus / "volcano.pdf"], "notes", show_progress=False)
@@ -120,3 +120,17 @@ def test_changing_the_strategy_rechunks_the_collection(setup, corpus):
     assert versions == {"sentence/64/8"} and pipeline.store.chunking_of(collection) == "sentence/64/8"
     again = pipeline.ingest([corpus / "errors.txt"], "notes", show_progress=False)
     assert again.count("skipped") == 1 and not again.notices  # the recorded strategy is kept
+
+
+def test_app_instances_sharing_a_chroma_server_keep_their_bm25_in_step(make_settings, embedder, corpus,
+                                                                      chroma_server, tmp_path, store_mode):  # fmt: skip
+    if store_mode["mode"] != "http":
+        pytest.skip("only http mode has several instances on one store")
+    first = make_settings(vector_store=store_mode, data_dir=tmp_path / "first")
+    second = make_settings(vector_store=store_mode, data_dir=tmp_path / "second")
+    build_ingest_pipeline(first, embedder=embedder).ingest([corpus / "guides"], "shared", show_progress=False)
+    reader = build_retrievers(second, build_store(second), embedder)["bm25"]
+    assert reader.retrieve("steady wind beaches", "shared", 1)[0].source.endswith("kites.md")
+    build_ingest_pipeline(first, embedder=embedder).ingest([corpus / "errors.txt"], "shared", show_progress=False)
+    found = reader.retrieve("E4711 flux capacitor", "shared", 1)  # the second instance's sidecar was stale
+    assert found and found[0].source.endswith("errors.txt")
