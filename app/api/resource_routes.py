@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from starlette.concurrency import run_in_threadpool
@@ -20,8 +21,8 @@ def build_resource_router(settings: Settings, store: VectorStore, registry: Adap
     router = APIRouter(prefix="/v1", dependencies=[Depends(auth)])
 
     @router.post("/ingest")
-    async def ingest(files: list[UploadFile] = File(...), collection: str = Form(None),
-                     tags: list[str] = Form(default=[])) -> dict:  # fmt: skip
+    async def ingest(files: Annotated[list[UploadFile], File()], collection: Annotated[str | None, Form()] = None,
+                     tags: Annotated[list[str] | None, Form()] = None) -> dict:  # fmt: skip
         """Upload files into a collection (created if needed); the same report as `ragtune ingest`."""
         name = collection or settings.indexing.default_collection
         paths = []

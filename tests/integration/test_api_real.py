@@ -1,0 +1,80 @@
+"""Integration: the official openai client against the real stack's API (vLLM + Chroma behind it)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import httpx
+import openai
+import pytest
+
+pytestmark = pytest.mark.integration
+
+QUESTION = [{"role": "user", "content": "How do I ingest a folder of documents?"}]
+
+
+@pytest.fixture(scope="module")
+def adapter(stack) -> str:
+    """A LoRA adapter in the stack's registry (test_adapters_real trains the same one)."""
+    if not (stack.data_dir / "adapters" / "it-lora" / "manifest.json").exists():
+        result = stack.ragtune("train", "sft", "--config", "configs/train/sft_lora.yaml", "--name", "it-lora",
+                               "--max-steps", "2", "--set", "forgetting_check=false", "--set", "batch_size=4",
+                               "--json", timeout=900)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+    return "it-lora"
+
+
+@pytest.fixture
+def client(stack) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{stack.app_url}/v1", api_key="unused-on-loopback", max_retries=0, timeout=300)
+
+
+def test_openai_client_chats_with_base_an_adapter_and_rag_streaming_and_not(client, adapter):
+    models = {m.id for m in client.models.list().data}
+    assert {"base", adapter, "rag:docs"} <= models
+    for model in ("base", adapter, "rag:docs", f"rag:docs+{adapter}"):
+        reply = client.chat.completions.create(model=model, messages=QUESTION, max_tokens=40, temperature=0)
+        assert reply.choices[0].message.content.strip(), model
+        assert reply.usage.completion_tokens > 0
+        chunks = list(client.chat.completions.create(model=model, messages=QUESTION, max_tokens=40,
+                                                     temperature=0, stream=True))  # fmt: skip
+        streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert streamed.strip() and chunks[-1].choices[0].finish_reason == "stop", model
+        if model.startswith("rag:"):
+            sources = [s["source"] for s in reply.model_extra["sources"]]
+            assert "docs/ingestion.md" in sources, sources
+            assert chunks[0].model_extra["sources"] == reply.model_extra["sources"]
+
+
+def _running(engine_url: str) -> float:
+    text = httpx.get(engine_url.removesuffix("/v1") + "/metrics", timeout=10).text
+    values = re.findall(r"^vllm:num_requests_running\{[^}]*\} ([0-9.]+)", text, re.MULTILINE)
+    return sum(float(v) for v in values)
+
+
+def test_a_client_that_disconnects_has_its_generation_aborted_in_vllm(stack):
+    body = {"model": "base", "stream": True, "max_tokens": 2000, "temperature": 0.8,
+            "messages": [{"role": "user", "content": "Write a very long story about a lighthouse keeper."}]}  # fmt: skip
+    with httpx.stream("POST", f"{stack.app_url}/v1/chat/completions", json=body, timeout=120) as response:
+        assert response.status_code == 200
+        received = 0
+        for line in response.iter_lines():
+            if line.startswith("data: ") and '"content": "' in line and json.loads(line[6:])["choices"][0]["delta"].get("content"):
+                received += 1
+            if received >= 3:
+                break
+        assert _running(stack.engine_url) >= 1  # generating now
+    deadline = time.monotonic() + 20  # 2000 tokens would take minutes if not aborted
+    while time.monotonic() < deadline and _running(stack.engine_url) > 0:
+        time.sleep(0.5)
+    assert _running(stack.engine_url) == 0
+
+
+def test_health_checks_engine_and_store_and_metrics_count_requests(stack):
+    health = httpx.get(f"{stack.app_url}/healthz", timeout=10)
+    assert health.status_code == 200 and health.json() == {"status": "ok", "generator": True, "vector_store": True}
+    metrics = httpx.get(f"{stack.app_url}/metrics", timeout=10).text
+    assert 'ragtune_requests_total{path="/v1/chat/completions",status="200"}' in metrics
+    assert "ragtune_time_to_first_token_seconds_bucket" in metrics and "ragtune_queue_depth" in metrics
