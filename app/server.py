@@ -6,6 +6,9 @@ built here and nowhere else, so tests can build an app on fake components.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import gradio as gr
 from fastapi import FastAPI
 
@@ -19,31 +22,60 @@ from app.components import (
     build_ingest_pipeline,
     build_registry,
     build_store,
+    generator_url,
 )
+from app.jobs import JobRunner, JobStore
 from app.settings import Settings
+from app.ui.adapters_tab import build_adapters_tab
 from app.ui.arena_tab import build_arena_tabs
 from app.ui.chat_tab import build_chat_tab
+from app.ui.documents_tab import build_documents_tab
+from app.ui.evaluate_tab import build_evaluate_tab
+from app.ui.train_tab import build_train_tab
 from app.variants import VariantRunner, load_variants
 from evals.votes import VoteStore
 from indexing.store import VectorStore
 from training.registry import AdapterRegistry
 
+REPO = Path(__file__).resolve().parent.parent  # bundled configs, datasets and suites
 
-def build_ui(
-    chat: ChatService, store: VectorStore, registry: AdapterRegistry, variants: dict, votes: VoteStore
-) -> gr.Blocks:
-    """The Gradio workbench."""
+
+def build_ui(chat: ChatService, store: VectorStore, registry: AdapterRegistry, variants: dict, votes: VoteStore,
+             *, settings: Settings, jobs: JobStore, pipeline) -> gr.Blocks:  # fmt: skip
+    """The Gradio workbench: chat, A/B, leaderboard, documents, training, adapters, evaluation."""
+    service = getattr(chat.generator, "service", None)  # the adapter service behind a routing generator
 
     def adapters() -> list[str]:
         return registry.generative()
 
     with gr.Blocks(title="ragtune") as ui:
-        gr.Markdown("## ragtune\nAsk your documents with RAG, few-shot or zero-shot prompts, with the base model or a tuned adapter.")
+        gr.Markdown("## ragtune\nAsk your documents with RAG, few-shot or zero-shot prompts, with the base "
+                    "model or a tuned adapter; ingest documents, train and compare adapters.")  # fmt: skip
         with gr.Tab("Chat"):
             build_chat_tab(chat, store.collection_names, adapters)
         table, rows = build_arena_tabs(VariantRunner(chat), variants, votes)
+        with gr.Tab("Documents"):
+            build_documents_tab(pipeline, settings, store.collection_names)
+        with gr.Tab("Train"):
+            build_train_tab(jobs, settings, REPO)
+        with gr.Tab("Adapters"):
+            build_adapters_tab(registry, service)
+        with gr.Tab("Evaluate"):
+            build_evaluate_tab(jobs, settings, REPO, [n for n, v in variants.items() if not v.classifier])
         ui.load(rows, outputs=table)
     return ui
+
+
+def job_environment(settings: Settings) -> dict[str, str]:
+    """Environment of background jobs: the app's own data folder, registry and engine."""
+    env = {**os.environ, "RAGTUNE_DATA_DIR": str(settings.data_dir.resolve()),
+           "RAGTUNE_ADAPTERS_DIR": str(settings.adapters_root.resolve()),
+           "RAGTUNE_VARIANTS_FILE": str(settings.variants_file.resolve())}  # fmt: skip
+    if settings.generator.mode == "vllm":
+        env["RAGTUNE_GENERATOR__URL"] = generator_url(settings)
+    else:
+        env["RAGTUNE_GENERATOR__MODE"] = settings.generator.mode
+    return env
 
 
 def create_app(settings: Settings, *, chat: ChatService | None = None) -> FastAPI:
@@ -57,5 +89,10 @@ def create_app(settings: Settings, *, chat: ChatService | None = None) -> FastAP
     install_api(api, settings, chat, store, registry, lambda: build_ingest_pipeline(settings, store=store, embedder=embedder))
     variants = load_variants(settings.variants_file) if settings.variants_file.exists() else {}
     votes = VoteStore(settings.data_dir / "votes.sqlite3")
-    ui = build_ui(chat, store, registry, variants, votes)
-    return gr.mount_gradio_app(api, ui, path="/")
+    jobs = JobStore(settings.data_dir / "jobs")
+    JobRunner(jobs, env=job_environment(settings), cwd=REPO).start()  # a daemon thread; jobs outlive it
+    ui = build_ui(chat, store, registry, variants, votes, settings=settings, jobs=jobs,
+                  pipeline=lambda: build_ingest_pipeline(settings, store=store, embedder=embedder))  # fmt: skip
+    reports = settings.data_dir / "evals"
+    reports.mkdir(parents=True, exist_ok=True)
+    return gr.mount_gradio_app(api, ui, path="/", allowed_paths=[str(reports)])

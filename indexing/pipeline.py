@@ -22,7 +22,7 @@ from indexing.chunking import ChunkingConfig, chunk_documents
 from indexing.config import IndexingSettings
 from indexing.embedding import Embedder
 from indexing.readers import FileRejected, check_file, load_documents
-from indexing.store import VectorStore
+from indexing.store import StoreError, VectorStore
 
 Status = Literal["added", "updated", "skipped", "failed", "pruned"]
 
@@ -207,6 +207,17 @@ class IngestPipeline:
             return FileResult(source, "failed", reason=str(exc))
         except OSError as exc:
             return FileResult(source, "failed", reason=f"cannot read: {exc.strerror or exc}")
+
+    def remove_file(self, collection_name: str, source: str) -> int:
+        """Delete one file's chunks from a collection (both indexes); returns how many."""
+        collection = self.store.collection(collection_name, embedding_model=self.embedder.name)
+        state = self.store.file_state(collection, source)
+        if not state.ids:
+            raise StoreError(f"collection {collection_name!r} has no file {source!r}")
+        self.store.mark_changing(collection)
+        self.store.delete_ids(collection, state.ids)
+        self.store.rebuild_lexical(collection, bump=True)
+        return len(state.ids)
 
     def _prune(self, collection, roots: list[Path], seen: set[str]) -> list[FileResult]:
         folders = [str(r.resolve()) + os.sep for r in roots if r.is_dir()]

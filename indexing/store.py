@@ -235,6 +235,22 @@ class VectorStore:
         return {m["source"] for m in got["metadatas"] or [] if "source" in m}
 
     @staticmethod
+    def file_counts(collection: Any) -> dict[str, int]:
+        """Chunks per source path, for browsing a collection."""
+        counts: dict[str, int] = {}
+        for metadata in get_all(collection, ["metadatas"])["metadatas"] or []:
+            if "source" in metadata:
+                counts[metadata["source"]] = counts.get(metadata["source"], 0) + 1
+        return dict(sorted(counts.items()))
+
+    @staticmethod
+    def chunk_texts(collection: Any, source: str, limit: int = 50) -> list[str]:
+        """The stored chunk texts of one file, in order."""
+        got = collection.get(where={"source": source}, include=["documents", "metadatas"], limit=limit)
+        pairs = sorted(zip(got["ids"], got["documents"] or []))
+        return [text for _, text in pairs]
+
+    @staticmethod
     def upsert(
         collection: Any,
         ids: list[str],

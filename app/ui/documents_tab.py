@@ -1,0 +1,129 @@
+"""The Documents tab: upload or point at a folder, ingest with progress, browse, delete.
+
+Ingest runs in the web process (it is the same pipeline as `ragtune ingest`, bounded by
+the upload limits); the per-file summary is the CLI's. Deleting a file or a collection
+asks for a confirmation tick first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import gradio as gr
+
+from app.errors import user_error_types
+from app.settings import Settings
+from app.uploads import UploadError, copy_local
+from indexing.chunking import STRATEGIES, ChunkingConfig
+from indexing.pipeline import IngestPipeline
+
+SUMMARY_COLUMNS = ["file", "status", "chunks", "reason"]
+
+
+def ingest_files(pipeline: IngestPipeline, settings: Settings, uploads: list[str] | None, folder: str,
+                 collection: str, chunking: str, progress=None) -> tuple[str, list[list]]:  # fmt: skip
+    """Store uploads safely, ingest them (and a server folder), return (summary line, rows)."""
+    collection = (collection or "").strip() or settings.indexing.default_collection
+    paths, rows = [], []
+    for upload in uploads or []:
+        try:
+            paths.append(copy_local(Path(upload), collection, settings.uploads_dir,
+                                    allowed=settings.api.upload_types, max_mb=settings.api.max_upload_mb))  # fmt: skip
+        except UploadError as exc:
+            rows.append([Path(upload).name, "failed", 0, str(exc)])
+    if (folder or "").strip():
+        paths.append(Path(folder.strip()).expanduser())
+    if not paths:
+        return "nothing ingested: " + ("every upload was refused" if rows else "upload files or give a folder"), rows
+    s = settings.indexing
+
+    def on_file(index: int, total: int, result) -> None:
+        if progress is not None:
+            progress((index, total), desc=f"ingesting {Path(result.path).name}")
+
+    report = pipeline.ingest(paths, collection, chunking=ChunkingConfig(chunking, s.chunk_size, s.chunk_overlap),
+                             show_progress=False, on_file=on_file)  # fmt: skip
+    refused = len(rows)
+    rows += [[Path(r.path).name, r.status, r.chunks, r.reason] for r in report.files]
+    c = report.summary()
+    return (f"**{collection}**: added {c['added']}, updated {c['updated']}, skipped {c['skipped']}, "
+            f"failed {c['failed'] + refused}; embeddings computed: {c['embedded_chunks']}. "
+            + " ".join(report.notices)), rows  # fmt: skip
+
+
+def build_documents_tab(pipeline: Callable[[], IngestPipeline], settings: Settings,
+                        list_collections: Callable[[], list[str]]) -> None:  # fmt: skip
+    """Render the Documents tab inside the current Blocks context."""
+    store = pipeline().store
+    with gr.Row():
+        with gr.Column(scale=2):
+            uploads = gr.File(label=f"Upload files ({', '.join(settings.api.upload_types)}; "
+                                    f"up to {settings.api.max_upload_mb:g} MB each)",
+                              file_count="multiple", file_types=list(settings.api.upload_types))  # fmt: skip
+            folder = gr.Textbox(label="…or a folder on the server", placeholder="/path/to/docs")
+        with gr.Column(scale=1):
+            collection = gr.Dropdown(list_collections(), value=settings.indexing.default_collection,
+                                     allow_custom_value=True, label="Collection (type a new name to create one)")  # fmt: skip
+            chunking = gr.Radio(list(STRATEGIES), value=settings.indexing.chunking, label="Chunking")
+            ingest = gr.Button("Ingest", variant="primary")
+    summary = gr.Markdown(elem_id="ingest-summary")
+    table = gr.Dataframe(headers=SUMMARY_COLUMNS, label="Per-file result", interactive=False)
+
+    def run_ingest(files, folder_path, name, strategy, progress=gr.Progress()):
+        try:
+            text, rows = ingest_files(pipeline(), settings, files, folder_path, name, strategy, progress)
+        except user_error_types() as exc:
+            return f"⚠️ {exc}", [], gr.update()
+        return text, rows, gr.update(choices=list_collections())
+
+    ingest.click(run_ingest, [uploads, folder, collection, chunking], [summary, table, collection])
+
+    gr.Markdown("### Browse")
+    with gr.Row():
+        browse = gr.Dropdown(list_collections(), label="Collection", allow_custom_value=True)
+        refresh = gr.Button("Refresh", size="sm")
+    files = gr.Dataframe(headers=["file", "chunks"], label="Files", interactive=False)
+    with gr.Row():
+        chosen_file = gr.Dropdown([], label="File", allow_custom_value=True)
+        confirm = gr.Checkbox(label="Yes, delete", value=False)
+        delete_file = gr.Button("Delete file", variant="stop", size="sm")
+        delete_collection = gr.Button("Delete collection", variant="stop", size="sm")
+    chunks = gr.Markdown()
+    status = gr.Markdown()
+
+    def show_collection(name):
+        if not name or name not in store.collection_names():
+            return [], gr.update(choices=[], value=None)
+        counts = store.file_counts(store.collection(name, embedding_model=pipeline().embedder.name))
+        return [[source, n] for source, n in counts.items()], gr.update(choices=list(counts), value=None)
+
+    def show_chunks(name, source):
+        if not name or not source:
+            return ""
+        texts = store.chunk_texts(store.collection(name, embedding_model=pipeline().embedder.name), source, 20)
+        return "\n\n---\n\n".join(f"**chunk {i}**\n\n{t}" for i, t in enumerate(texts, 1))
+
+    def remove_file(name, source, sure):
+        if not sure:
+            return "Tick “Yes, delete” first.", *show_collection(name)
+        try:
+            removed = pipeline().remove_file(name, source)
+        except user_error_types() as exc:
+            return f"⚠️ {exc}", *show_collection(name)
+        return f"Deleted {source} ({removed} chunks) from {name}.", *show_collection(name)
+
+    def remove_collection(name, sure):
+        if not sure:
+            return "Tick “Yes, delete” first.", gr.update(), [], gr.update()
+        try:
+            store.delete_collection(name)
+        except user_error_types() as exc:
+            return f"⚠️ {exc}", gr.update(), [], gr.update()
+        return f"Deleted collection {name}.", gr.update(choices=list_collections(), value=None), [], gr.update(choices=[])
+
+    refresh.click(lambda: gr.update(choices=list_collections()), outputs=browse)
+    browse.change(show_collection, browse, [files, chosen_file])
+    chosen_file.change(show_chunks, [browse, chosen_file], chunks)
+    delete_file.click(remove_file, [browse, chosen_file, confirm], [status, files, chosen_file])
+    delete_collection.click(remove_collection, [browse, confirm], [status, browse, files, chosen_file])

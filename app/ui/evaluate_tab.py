@@ -1,0 +1,79 @@
+"""The Evaluate tab: run a suite over chosen variants as a background job; show its report.
+
+The job is `ragtune eval run`, so the report (tables with confidence intervals, plots,
+HTML and the results JSONL) is the CLI's; the page shows it when the job finishes and
+offers the files for download.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from app.jobs import RAGTUNE, JobStore
+from app.settings import Settings
+
+
+def submit_eval(store: JobStore, settings: Settings, suite: str, variants: list[str], limit) -> tuple[str, Path]:
+    """Queue `ragtune eval run`; returns (job id, report folder)."""
+    if not suite:
+        raise ValueError("pick a suite")
+    if not variants:
+        raise ValueError("pick at least one variant")
+    output = settings.data_dir / "evals" / f"{Path(suite).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    command = [RAGTUNE, "eval", "run", "--suite", suite, "--variants", ",".join(variants), "--output", str(output)]
+    if limit:
+        command += ["--limit", str(int(limit))]
+    job = store.submit("eval", f"eval {Path(suite).stem}: {', '.join(variants)}", command)
+    (store.folder(job.id) / "report_dir").write_text(str(output))
+    return job.id, output
+
+
+def progress_of(log: str) -> str:
+    """The last progress-bar percentage in a log tail ('' when none)."""
+    found = re.findall(r"(\d+)%\|", log)
+    return f"{found[-1]}%" if found else ""
+
+
+def build_evaluate_tab(store: JobStore, settings: Settings, repo: Path, variant_names: list[str]) -> None:
+    """Render the Evaluate tab inside the current Blocks context."""
+    suites = sorted(str(p.relative_to(repo)) for p in (repo / "evals/suites").glob("*.yaml"))
+    with gr.Row():
+        suite = gr.Dropdown(suites, value=suites[0] if suites else None, label="Suite")
+        variants = gr.CheckboxGroup(variant_names, value=variant_names[:2], label="Variants")
+        limit = gr.Number(None, label="Only the first N items (blank: all)", precision=0)
+    run = gr.Button("Run evaluation", variant="primary")
+    status = gr.Markdown(elem_id="eval-status")
+    job_id = gr.State("")
+    report = gr.Markdown()
+    with gr.Row():
+        metrics_plot = gr.Image(label="Metrics", type="filepath", visible=False)
+        latency_plot = gr.Image(label="Latency", type="filepath", visible=False)
+    downloads = gr.File(label="Report files", file_count="multiple", visible=False)
+
+    def start(suite_path, chosen, n):
+        try:
+            new_id, _ = submit_eval(store, settings, suite_path, chosen, n)
+        except ValueError as exc:
+            return f"⚠️ {exc}", ""
+        return f"Queued evaluation job {new_id}.", new_id
+
+    def poll(current):
+        if not current:
+            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
+        job = store.get(current)
+        tail = store.log_tail(current, 5)
+        text = f"**{job.title}**: {job.state} {progress_of(tail)}" + (f" · {job.error}" if job.error else "")
+        folder = Path((store.folder(current) / "report_dir").read_text())
+        if job.state != "succeeded" or not (folder / "report.md").exists():
+            return text, gr.update(), gr.update(), gr.update(), gr.update()
+        files = [str(folder / f) for f in ("report.html", "results.jsonl", "summary.json") if (folder / f).exists()]
+        plots = [folder / "metrics.png", folder / "latency.png"]
+        images = [gr.update(value=str(p), visible=True) if p.exists() else gr.update(visible=False) for p in plots]
+        return text, (folder / "report.md").read_text(), *images, gr.update(value=files, visible=True)
+
+    run.click(start, [suite, variants, limit], [status, job_id])
+    gr.Timer(2.0).tick(poll, job_id, [status, report, metrics_plot, latency_plot, downloads])

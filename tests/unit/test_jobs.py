@@ -1,0 +1,73 @@
+"""Background jobs: queued one at a time in subprocesses, cancel, kill -9, restart recovery."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+from app.jobs import JobError, JobRunner, JobStore
+
+
+def wait_for(predicate, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def script(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def test_jobs_run_one_at_a_time_and_keep_output(tmp_path):
+    store = JobStore(tmp_path / "jobs")
+    first = store.submit("train", "first", script("import time, sys; print('step 1', file=sys.stderr); time.sleep(1); print('{\"ok\": 1}')"))
+    second = store.submit("train", "second", script("print('{\"ok\": 2}')"))
+    runner = JobRunner(store, poll_s=0.1).start()
+    assert wait_for(lambda: store.get(first.id).state == "running")
+    assert store.get(second.id).state == "queued" and [j.id for j in store.queued()] == [second.id]
+    assert wait_for(lambda: store.get(second.id).state == "succeeded")
+    runner.stop()
+    assert store.result(first.id) == {"ok": 1} and "step 1" in store.log_tail(first.id)
+    with pytest.raises(JobError, match="already succeeded"):
+        store.cancel(first.id)
+
+
+def test_a_killed_job_is_failed_with_its_log_and_the_next_job_still_runs(tmp_path):
+    store = JobStore(tmp_path / "jobs")
+    victim = store.submit("train", "victim", script("import time, sys; print('loading', file=sys.stderr, flush=True); time.sleep(60)"))
+    after = store.submit("train", "after", script("print('{}')"))
+    runner = JobRunner(store, poll_s=0.1).start()
+    assert wait_for(lambda: store.get(victim.id).state == "running" and "loading" in store.log_tail(victim.id))
+    os.kill(store.get(victim.id).pid, signal.SIGKILL)
+    assert wait_for(lambda: store.get(victim.id).state == "failed")
+    assert "SIGKILL" in store.get(victim.id).error and "loading" in store.log_tail(victim.id)
+    assert wait_for(lambda: store.get(after.id).state == "succeeded")
+    runner.stop()
+
+
+def test_cancel_stops_a_running_job(tmp_path):
+    store = JobStore(tmp_path / "jobs")
+    job = store.submit("train", "long", script("import time; time.sleep(60)"))
+    runner = JobRunner(store, poll_s=0.1).start()
+    assert wait_for(lambda: store.get(job.id).state == "running")
+    pid = store.get(job.id).pid
+    assert store.cancel(job.id).state == "cancelled"
+    assert wait_for(lambda: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z")
+    runner.stop()
+
+
+def test_after_a_restart_a_running_job_without_process_is_failed(tmp_path):
+    store = JobStore(tmp_path / "jobs")
+    job = store.submit("train", "orphan", ["true"])
+    job.state, job.pid = "running", 2**22 + 12345  # no such process
+    store.save(job)
+    JobStore(tmp_path / "jobs").recover()
+    recovered = store.get(job.id)
+    assert recovered.state == "failed" and "ended" in recovered.error

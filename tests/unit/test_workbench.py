@@ -1,0 +1,71 @@
+"""Workbench logic without a browser: form validation, job submission, uploads in the Documents tab."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.jobs import JobStore
+from app.server import REPO
+from app.ui.documents_tab import ingest_files
+from app.ui.train_tab import RECIPES, recipe_values, submit_training
+from training.config import ConfigError
+from training.data import DatasetError
+
+
+def test_every_recipe_fills_the_form_from_its_bundled_config():
+    for label in RECIPES:
+        values = recipe_values(label, REPO)
+        assert values["name"] and values["dataset"], label
+
+
+def test_out_of_range_hyperparameters_are_refused_with_the_range(tmp_path):
+    store = JobStore(tmp_path / "jobs")
+    with pytest.raises(ConfigError, match=r"learning_rate=5.0 is outside the allowed range 1e-07..1.0"):
+        submit_training(store, REPO, "sft / lora", {"name": "x", "learning_rate": 5.0})
+    assert store.list() == []
+
+
+def test_a_bad_dataset_is_refused_with_its_line_before_the_job_starts(tmp_path):
+    store = JobStore(tmp_path / "jobs")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "hi", "output": "hello"}\n{"instruction": "no output"}\n')
+    with pytest.raises(DatasetError, match="line 2"):
+        submit_training(store, REPO, "sft / lora", {"name": "x", "dataset": str(bad)})
+    assert store.list() == []
+
+
+def test_a_valid_form_queues_the_cli_command(tmp_path):
+    store = JobStore(tmp_path / "jobs")
+    job_id = submit_training(store, REPO, "dpo", {"name": "ui-dpo", "max_steps": 3.0, "learning_rate": 0.0001})
+    job = store.get(job_id)
+    assert job.state == "queued" and job.run_name == "ui-dpo"
+    assert job.command[1:4] == ["train", "dpo", "--config"] and "max_steps=3" in job.command
+    assert 'name="ui-dpo"' in job.command
+
+
+def test_documents_tab_refuses_bad_uploads_and_ingests_the_rest(make_settings, embedder, tmp_path):
+    from app.components import build_ingest_pipeline
+
+    settings = make_settings()
+    good, bad = tmp_path / "note.md", tmp_path / "tool.exe"
+    good.write_text("# Note\n\nKites fly in steady wind.\n")
+    bad.write_bytes(b"MZ")
+    pipeline = build_ingest_pipeline(settings, embedder=embedder)
+    summary, rows = ingest_files(pipeline, settings, [str(good), str(bad)], "", "notes", "structure")
+    assert "added 1" in summary and "failed 1" in summary
+    assert {r[0]: r[1] for r in rows} == {"tool.exe": "failed", "note.md": "added"}
+    assert (settings.uploads_dir / "notes" / "note.md").exists()
+
+
+def test_the_app_builds_every_tab(make_settings):
+    from fastapi.testclient import TestClient
+
+    from app.server import create_app
+
+    client = TestClient(create_app(make_settings(generator={"mode": "fake"})))
+    config = client.get("/config").json()
+    labels = {c.get("props", {}).get("label") for c in config["components"]}
+    assert {"Method", "Suite", "Per-file result"} <= labels
+    assert json.dumps(config).count('"Adapters"') >= 1
