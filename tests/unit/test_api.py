@@ -220,3 +220,14 @@ def test_health_reports_a_down_generator(make_settings, embedder, corpus):
     health = client.get("/healthz")
     assert health.status_code == 503 and health.json() == {"status": "degraded", "generator": False,
                                                             "vector_store": True}  # fmt: skip
+
+
+def test_a_completion_over_the_time_limit_is_504_and_frees_its_slot(make_settings, embedder, corpus):
+    slow = SlowGenerator(delay=0.5)
+    client = make_client(make_settings, embedder, corpus, generator=slow,
+                         api={"request_timeout_s": 1, "max_concurrent": 1, "max_queue": 0})  # fmt: skip
+    late = client.post("/v1/chat/completions", json={"model": "base", "messages": MESSAGE})
+    assert late.status_code == 504 and "1 s" in late.json()["error"]["message"]
+    assert slow.closed_early.wait(5)  # the generation was stopped, not left running
+    fast = client.post("/v1/chat/completions", json={"model": "base", "messages": MESSAGE, "max_tokens": 1})
+    assert fast.status_code == 200
