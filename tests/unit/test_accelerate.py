@@ -11,7 +11,7 @@ from pathlib import Path
 from safetensors import safe_open
 
 from tests.conftest import REPO
-from tests.unit.test_training import sft_data, tiny_model  # noqa: F401  (fixtures)
+from tests.unit.test_training import sft_data  # noqa: F401  (fixture; tiny_model comes from conftest)
 
 BIN = Path(sys.executable).parent
 
