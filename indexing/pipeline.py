@@ -22,6 +22,7 @@ from indexing.chunking import ChunkingConfig, chunk_documents
 from indexing.config import IndexingSettings
 from indexing.embedding import Embedder
 from indexing.readers import FileRejected, check_file, load_documents
+from indexing.locks import collection_lock
 from indexing.store import StoreError, VectorStore
 
 Status = Literal["added", "updated", "skipped", "failed", "pruned"]
@@ -124,6 +125,11 @@ class IngestPipeline:
         collection); a different one re-chunks every file of the collection, so a
         collection never mixes two strategies.
         """
+        with collection_lock(self.store.index_root / ".locks", collection_name):
+            return self._ingest(paths, collection_name, prune=prune, tags=tags, chunking=chunking,
+                                show_progress=show_progress, on_file=on_file)  # fmt: skip
+
+    def _ingest(self, paths, collection_name, *, prune, tags, chunking, show_progress, on_file) -> IngestReport:
         requested = chunking or self.default_chunking()
         collection = self.store.collection(
             collection_name,
@@ -210,6 +216,10 @@ class IngestPipeline:
 
     def remove_file(self, collection_name: str, source: str) -> int:
         """Delete one file's chunks from a collection (both indexes); returns how many."""
+        with collection_lock(self.store.index_root / ".locks", collection_name):
+            return self._remove_file(collection_name, source)
+
+    def _remove_file(self, collection_name: str, source: str) -> int:
         collection = self.store.collection(collection_name, embedding_model=self.embedder.name)
         state = self.store.file_state(collection, source)
         if not state.ids:

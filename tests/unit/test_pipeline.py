@@ -106,3 +106,16 @@ def test_copy_of_a_file_elsewhere_is_a_separate_source(pipeline, corpus, tmp_pat
     shutil.copytree(corpus, other)
     report = pipeline.ingest([other], "notes", show_progress=False)
     assert report.count("added") == 4
+
+
+def test_a_second_ingest_into_a_busy_collection_is_refused_clearly(make_settings, embedder, tmp_path):
+    from app.components import build_ingest_pipeline
+    from indexing.locks import CollectionBusy, collection_lock
+
+    note = tmp_path / "note.md"
+    note.write_text("# Note\n\nKites fly in steady wind.\n")
+    pipeline = build_ingest_pipeline(make_settings(), embedder=embedder)
+    with collection_lock(pipeline.store.index_root / ".locks", "notes"):  # as another process would
+        with pytest.raises(CollectionBusy, match=r"collection 'notes' is busy: an ingest is already running \(pid"):
+            pipeline.ingest([note], "notes", show_progress=False)
+    assert pipeline.ingest([note], "notes", show_progress=False).count("added") == 1  # free again
