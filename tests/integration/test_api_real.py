@@ -44,7 +44,7 @@ def test_openai_client_chats_with_base_an_adapter_and_rag_streaming_and_not(clie
         assert streamed.strip() and chunks[-1].choices[0].finish_reason == "stop", model
         if model.startswith("rag:"):
             sources = [s["source"] for s in reply.model_extra["sources"]]
-            assert "docs/ingestion.md" in sources, sources
+            assert any(s.endswith("docs/ingestion.md") for s in sources), sources
             assert chunks[0].model_extra["sources"] == reply.model_extra["sources"]
 
 
