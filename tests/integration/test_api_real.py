@@ -48,28 +48,34 @@ def test_openai_client_chats_with_base_an_adapter_and_rag_streaming_and_not(clie
             assert chunks[0].model_extra["sources"] == reply.model_extra["sources"]
 
 
-def _running(engine_url: str) -> float:
+def _engine_metric(engine_url: str, name: str, label: str = "") -> float:
+    """Sum of one vLLM Prometheus series (optionally only samples whose labels contain ``label``)."""
     text = httpx.get(engine_url.removesuffix("/v1") + "/metrics", timeout=10).text
-    values = re.findall(r"^vllm:num_requests_running\{[^}]*\} ([0-9.]+)", text, re.MULTILINE)
-    return sum(float(v) for v in values)
+    values = re.findall(rf"^{re.escape(name)}\{{([^}}]*)\}} ([0-9.e+]+)", text, re.MULTILINE)
+    return sum(float(v) for labels, v in values if label in labels)
 
 
 def test_a_client_that_disconnects_has_its_generation_aborted_in_vllm(stack):
-    body = {"model": "base", "stream": True, "max_tokens": 2000, "temperature": 0.8,
+    aborted = _engine_metric(stack.engine_url, "vllm:request_success_total", 'finished_reason="abort"')
+    body = {"model": "base", "stream": True, "max_tokens": 2000, "temperature": 0.8, "seed": 1,
             "messages": [{"role": "user", "content": "Write a very long story about a lighthouse keeper."}]}  # fmt: skip
     with httpx.stream("POST", f"{stack.app_url}/v1/chat/completions", json=body, timeout=120) as response:
         assert response.status_code == 200
         received = 0
         for line in response.iter_lines():
-            if line.startswith("data: ") and '"content": "' in line and json.loads(line[6:])["choices"][0]["delta"].get("content"):
+            if line.startswith("data: {") and json.loads(line[6:]).get("choices", [{}])[0].get("delta", {}).get("content"):
                 received += 1
             if received >= 3:
                 break
-        assert _running(stack.engine_url) >= 1  # generating now
-    deadline = time.monotonic() + 20  # 2000 tokens would take minutes if not aborted
-    while time.monotonic() < deadline and _running(stack.engine_url) > 0:
+    # The client is gone after three tokens; 2000 tokens would take minutes if vLLM kept going.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now_aborted = _engine_metric(stack.engine_url, "vllm:request_success_total", 'finished_reason="abort"')
+        if now_aborted > aborted and _engine_metric(stack.engine_url, "vllm:num_requests_running") == 0:
+            break
         time.sleep(0.5)
-    assert _running(stack.engine_url) == 0
+    assert now_aborted == aborted + 1, "vLLM did not record an aborted request"
+    assert _engine_metric(stack.engine_url, "vllm:num_requests_running") == 0
 
 
 def test_health_checks_engine_and_store_and_metrics_count_requests(stack):
