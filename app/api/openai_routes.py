@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -78,12 +79,13 @@ def build_openai_router(chat: ChatService, catalog: ModelCatalog, admission: Adm
             return chat.generator.stream(messages, adapter=target.adapter, params=params)
 
         if body.stream:
-            events = _sse(start, ticket, target, sources, completion_id, metrics, settings)
+            events = _sse(start, ticket, target, sources, completion_id, metrics, settings, request)
             return StreamingResponse(events, media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
         async with ticket:
             try:
-                parts = [d async for d in abortable(start, settings.request_timeout_s)]
+                async with aclosing(abortable(start, settings.request_timeout_s)) as stream:
+                    parts = [d async for d in stream]
             except StreamTimeout as exc:
                 metrics.errors.labels("timeout").inc()
                 return openai_error(504, str(exc), "timeout")
@@ -119,7 +121,7 @@ def _count(metrics: Metrics, target: Target, deltas: int) -> int:
 
 
 async def _sse(start, ticket, target: Target, sources, completion_id: str, metrics: Metrics,
-               settings: APISettings) -> AsyncIterator[str]:  # fmt: skip
+               settings: APISettings, request: Request) -> AsyncIterator[str]:  # fmt: skip
     """OpenAI chunk events; the ticket is held until the stream ends or the client leaves."""
     created = int(time.time())
 
@@ -134,11 +136,16 @@ async def _sse(start, ticket, target: Target, sources, completion_id: str, metri
         extra = {"sources": source_records(sources)} if target.collection else {}
         yield chunk({"role": "assistant", "content": ""}, **extra)
         try:
-            async for delta in abortable(start, settings.request_timeout_s):
-                if deltas == 0:
-                    metrics.first_token.observe(time.monotonic() - started)
-                deltas += 1
-                yield chunk({"content": delta})
+            # aclosing: leaving the loop early must stop the generation now, not at garbage collection
+            async with aclosing(abortable(start, settings.request_timeout_s)) as stream:
+                async for delta in stream:
+                    if await request.is_disconnected():
+                        metrics.errors.labels("client_disconnected").inc()
+                        return
+                    if deltas == 0:
+                        metrics.first_token.observe(time.monotonic() - started)
+                    deltas += 1
+                    yield chunk({"content": delta})
         except StreamTimeout as exc:
             metrics.errors.labels("timeout").inc()
             yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'timeout', 'code': 504}})}\n\n"
