@@ -25,6 +25,11 @@ from app.generation.base import GenerationParams, GeneratorError, GeneratorUnava
 from app.settings import APISettings
 
 
+# OpenAI and vLLM sampling fields handed to the engine as they are (others are ignored).
+PASSED_THROUGH = {"top_p", "top_k", "min_p", "stop", "presence_penalty", "frequency_penalty",
+                  "repetition_penalty", "min_tokens", "ignore_eos"}  # fmt: skip
+
+
 def openai_error(status: int, message: str, kind: str, headers: dict | None = None, **extra) -> JSONResponse:
     """An error body in OpenAI's shape: ``{"error": {"message", "type", "code"}}``."""
     body = {"error": {"message": message, "type": kind, "code": status, **extra}}
@@ -72,6 +77,7 @@ def build_openai_router(chat: ChatService, catalog: ModelCatalog, admission: Adm
             temperature=chat.params.temperature if body.temperature is None else body.temperature,
             max_tokens=body.max_completion_tokens or body.max_tokens or chat.params.max_tokens,
             seed=body.seed,
+            extra={k: v for k, v in (body.model_extra or {}).items() if k in PASSED_THROUGH} or None,
         )
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
 

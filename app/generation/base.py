@@ -28,6 +28,7 @@ class GenerationParams:
     temperature: float = 0.2
     max_tokens: int = 256
     seed: int | None = None
+    extra: dict | None = None  # engine-specific sampling options (vLLM: top_p, min_tokens, ignore_eos, stop...)
 
 
 class Generator(Protocol):

@@ -29,6 +29,8 @@ class VLLMGenerator:
     ) -> Iterator[str]:
         """Yield text deltas; connection problems become ``GeneratorUnavailable``."""
         extra = {"seed": params.seed} if params.seed is not None else {}
+        if params.extra:
+            extra["extra_body"] = dict(params.extra)
         try:
             response = self.client.chat.completions.create(
                 model=adapter or self.served_name,
