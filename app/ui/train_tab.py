@@ -66,8 +66,6 @@ def submit_training(store: JobStore, repo: Path, label: str, form: dict[str, Any
     """Validate the form and the dataset, then queue the CLI command; returns the job id."""
     task, config = RECIPES[label]
     overrides = {k: v for k, v in form.items() if v not in (None, "") and k in FORM}
-    if "lora_r" in overrides and "lora_r" not in {f for f in ARGS[task].__dataclass_fields__}:
-        overrides.pop("lora_r")
     for key in ("max_steps", "batch_size", "lora_r"):
         if key in overrides:
             overrides[key] = int(overrides[key])
