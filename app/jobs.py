@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -179,6 +180,8 @@ class JobRunner:
             with self.store.lock:
                 if self.store.get(job.id).state != "queued":  # cancelled meanwhile
                     return
+                log.write(f"[ragtune] {time.strftime('%Y-%m-%d %H:%M:%S')} running: {shlex.join(job.command)}\n".encode())
+                log.flush()
                 process = subprocess.Popen(job.command, stdout=out, stderr=log, env=self.env, cwd=self.cwd,
                                            start_new_session=True)  # fmt: skip
                 job.state, job.started, job.pid = "running", time.time(), process.pid
@@ -194,6 +197,9 @@ class JobRunner:
             else:
                 current.state = "failed"
                 current.error = _failure(returncode, self.store.log_tail(job.id, 200))
+            with (folder / "output.log").open("ab") as log:  # before the state, so readers of a finished job see it
+                ending = current.state + (f": {current.error}" if current.error else "")
+                log.write(f"[ragtune] {time.strftime('%Y-%m-%d %H:%M:%S')} {ending}\n".encode())
             self.store.save(current)
 
 

@@ -52,4 +52,4 @@ def test_engine_streams_deltas_and_serves_the_base_model(stack):
 
 
 def test_healthz_reports_the_generator(stack):
-    assert httpx.get(f"{stack.app_url}/healthz").json() == {"status": "ok", "generator": True}
+    assert httpx.get(f"{stack.app_url}/healthz").json() == {"status": "ok", "generator": True, "vector_store": True}

@@ -48,6 +48,7 @@ def test_a_killed_job_is_failed_with_its_log_and_the_next_job_still_runs(tmp_pat
     os.kill(store.get(victim.id).pid, signal.SIGKILL)
     assert wait_for(lambda: store.get(victim.id).state == "failed")
     assert "SIGKILL" in store.get(victim.id).error and "loading" in store.log_tail(victim.id)
+    assert "running:" in store.log_tail(victim.id) and "failed: the process was killed by SIGKILL" in store.log_tail(victim.id)
     assert wait_for(lambda: store.get(after.id).state == "succeeded")
     runner.stop()
 
