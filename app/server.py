@@ -12,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 from fastapi import FastAPI
 
-from app.api.guard import check_binding
+from app.api.guard import check_binding, ui_login
 from app.api.setup import install_api
 from app.chat import ChatService
 from app.components import (
@@ -80,7 +80,7 @@ def job_environment(settings: Settings) -> dict[str, str]:
 
 def create_app(settings: Settings, *, chat: ChatService | None = None) -> FastAPI:
     """FastAPI app with health endpoint and the Gradio UI at ``/``."""
-    check_binding(settings.ui.host, settings.api)
+    check_binding(settings.ui, settings.api)
     store = build_store(settings)
     embedder = build_embedder(settings)
     chat = chat or build_chat_service(settings, generator=build_generator(settings), store=store, embedder=embedder)
@@ -95,4 +95,5 @@ def create_app(settings: Settings, *, chat: ChatService | None = None) -> FastAP
                   pipeline=lambda: build_ingest_pipeline(settings, store=store, embedder=embedder))  # fmt: skip
     reports = settings.data_dir / "evals"
     reports.mkdir(parents=True, exist_ok=True)
-    return gr.mount_gradio_app(api, ui, path="/", allowed_paths=[str(reports)])
+    return gr.mount_gradio_app(api, ui, path="/", allowed_paths=[str(reports)], auth=ui_login(settings.ui.users),
+                               auth_message="ragtune: sign in with a login from ui.users")  # fmt: skip

@@ -86,6 +86,11 @@ class UISettings(BaseModel):
 
     host: str = Field("127.0.0.1", description="Interface to bind; loopback unless configured.")
     port: int = Field(7860, description="Port of the web app.")
+    users: dict[str, str] = Field(
+        default_factory=dict,
+        description="Web UI logins, name: password (env: RAGTUNE_UI__USERS='{\"alice\": \"a-long-secret\"}'). "
+        "Empty: no login. Required, with api.keys, when ui.host is not loopback.",
+    )
 
 
 class APISettings(BaseModel):
@@ -94,7 +99,7 @@ class APISettings(BaseModel):
     keys: list[str] = Field(
         default_factory=list,
         description="Bearer tokens accepted by /v1 and /metrics (env: RAGTUNE_API__KEYS='[\"k1\"]'). "
-        "Required when ui.host is not loopback.",
+        "Required, with ui.users, when ui.host is not loopback.",
     )
     max_concurrent: int = Field(32, ge=1, le=4096, description="Generations in flight to the engine at once.")
     max_queue: int = Field(64, ge=0, le=100_000, description="Requests waiting beyond max_concurrent; more get 503.")

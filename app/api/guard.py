@@ -14,7 +14,7 @@ import time
 from fastapi import HTTPException, Request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
-from app.settings import APISettings
+from app.settings import APISettings, UISettings
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40, 80, 160, 320)
@@ -24,15 +24,33 @@ class Overloaded(Exception):
     """Too many requests are waiting; the client should retry later."""
 
 
-def check_binding(host: str, settings: APISettings) -> None:
-    """Refuse to serve beyond loopback without API keys (anyone on the network could use it)."""
+def check_binding(ui: UISettings, api: APISettings) -> None:
+    """Refuse to serve beyond loopback without API keys and UI logins (anyone on the network could use it)."""
     from app.settings import SettingsError
 
-    if host not in LOOPBACK and not settings.keys:
-        raise SettingsError(
-            f"ui.host is {host!r} (not loopback) but no API key is configured; set api.keys "
-            "(env RAGTUNE_API__KEYS='[\"a-long-secret\"]') or bind to 127.0.0.1"
-        )
+    if ui.host in LOOPBACK:
+        return
+    missing = []
+    if not api.keys:
+        missing.append("no API key (set api.keys, env RAGTUNE_API__KEYS='[\"a-long-secret\"]')")
+    if not ui.users:
+        missing.append("no UI login (set ui.users, env RAGTUNE_UI__USERS='{\"alice\": \"a-long-secret\"}')")
+    if missing:
+        raise SettingsError(f"ui.host is {ui.host!r} (not loopback) but there is {' and '.join(missing)}; "
+                            "configure them or bind to 127.0.0.1")  # fmt: skip
+
+
+def ui_login(users: dict[str, str]):
+    """Gradio's ``auth`` callable for ``ui.users`` (None: no login), comparing in constant time."""
+    if not users:
+        return None
+    known = {name: password.encode() for name, password in users.items()}
+
+    def check(name: str, password: str) -> bool:
+        expected = known.get(name)
+        return expected is not None and hmac.compare_digest(password.encode(), expected)
+
+    return check
 
 
 class Auth:

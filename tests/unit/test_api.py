@@ -14,6 +14,7 @@ from app.api.bridge import abortable
 from app.api.guard import check_binding
 from app.generation.base import GenerationParams
 from app.generation.fake import FakeGenerator
+from app.server import create_app
 from app.settings import SettingsError
 
 MESSAGE = [{"role": "user", "content": "How hot should green tea water be?"}]
@@ -121,12 +122,23 @@ def test_api_keys_are_required_when_configured(make_settings, embedder, corpus):
     assert client.get("/healthz").status_code == 200  # health stays open for load balancers
 
 
-def test_binding_beyond_loopback_needs_a_key(make_settings):
-    settings = make_settings(ui={"host": "0.0.0.0"})
-    with pytest.raises(SettingsError, match="api.keys"):
-        check_binding(settings.ui.host, settings.api)
-    check_binding("0.0.0.0", make_settings(api={"keys": ["k"]}).api)
-    check_binding("127.0.0.1", settings.api)
+def test_binding_beyond_loopback_needs_a_key_and_a_ui_login(make_settings):
+    with pytest.raises(SettingsError, match="no API key .* and no UI login"):
+        create_app(make_settings(ui={"host": "0.0.0.0"}))
+    with pytest.raises(SettingsError, match="no UI login"):
+        check_binding(make_settings(ui={"host": "0.0.0.0"}, api={"keys": ["k"]}).ui, make_settings().api)
+    with pytest.raises(SettingsError, match="no API key"):
+        check_binding(make_settings(ui={"host": "0.0.0.0", "users": {"a": "b"}}).ui, make_settings().api)
+    check_binding(make_settings(ui={"host": "0.0.0.0", "users": {"a": "b"}}).ui, make_settings(api={"keys": ["k"]}).api)
+    check_binding(make_settings().ui, make_settings().api)
+
+
+def test_ui_users_must_sign_in(make_settings, embedder, corpus):
+    client = make_client(make_settings, embedder, corpus, ui={"users": {"alice": "s3cret"}})
+    assert client.get("/config").status_code == 401
+    assert client.post("/login", data={"username": "alice", "password": "wrong"}).status_code == 400
+    assert client.post("/login", data={"username": "alice", "password": "s3cret"}).status_code == 200
+    assert client.get("/config").status_code == 200
 
 
 def test_overload_answers_503_with_retry_after_and_recovers(make_settings, embedder, corpus):
