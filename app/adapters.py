@@ -8,12 +8,13 @@ flagged, since a silently ignored adapter is a known failure of serving stacks.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 
-from app.generation.base import GenerationParams, GeneratorError, Message
+from app.generation.base import GenerationParams, GeneratorError, Message, ModelNotServed
 from app.generation.peft_backend import PeftGenerator, folder_name
 from app.generation.vllm_client import VLLMGenerator
 from training.registry import AdapterRegistry, RegistryError
@@ -56,6 +57,7 @@ class AdapterService:
         self.vllm = vllm
         self.peft = peft
         self._served_by: dict[str, str] = {}  # adapters already made servable in this process
+        self._loading = threading.Lock()
 
     def _root(self) -> str:
         return self.vllm.base_url.removesuffix("/v1")
@@ -98,14 +100,15 @@ class AdapterService:
                 f"adapter {name!r} was trained on {folder_name(manifest.base_model)!r} but the "
                 f"server runs {folder_name(server)!r}; refused"
             )
-        if name not in self.loaded():
-            response = httpx.post(
-                f"{self._root()}/v1/load_lora_adapter",
-                json={"lora_name": name, "lora_path": str(self.registry.path(name).resolve())},
-                timeout=120,
-            )
-            if response.status_code != 200:
-                raise AdapterError(f"the vLLM server refused adapter {name!r}: {response.text[:300]}")
+        with self._loading:  # concurrent first requests for one adapter load it once
+            if name not in self.loaded():
+                response = httpx.post(
+                    f"{self._root()}/v1/load_lora_adapter",
+                    json={"lora_name": name, "lora_path": str(self.registry.path(name).resolve())},
+                    timeout=120,
+                )
+                if response.status_code != 200:
+                    raise AdapterError(f"the vLLM server refused adapter {name!r}: {response.text[:300]}")
         self._served_by[name] = "vllm"
         result = LoadResult(name, "lora", "vllm")
         if probe:
@@ -113,6 +116,10 @@ class AdapterService:
             result.adapter_answer = "".join(self.vllm.stream(PROBE, adapter=name, params=PROBE_PARAMS))
             result.changed_output = result.base_answer != result.adapter_answer
         return result
+
+    def forget(self, name: str) -> None:
+        """Drop what this process remembers about ``name`` being served (the engine restarted)."""
+        self._served_by.pop(name, None)
 
     def unload(self, name: str) -> None:
         """Remove a LoRA adapter from the vLLM server."""
@@ -140,8 +147,17 @@ class RoutingGenerator:
             return self.service.vllm.stream(messages, params=params)
         result = self.service.load(adapter, probe=False)
         if result.served_by == "vllm":
-            return self.service.vllm.stream(messages, adapter=adapter, params=params)
+            return self._vllm_adapter_stream(messages, adapter, params)
         return self.service.peft.stream(messages, adapter=adapter, params=params)
+
+    def _vllm_adapter_stream(self, messages: list[Message], adapter: str, params: GenerationParams) -> Iterator[str]:
+        """Stream through a LoRA adapter; reload it once if the engine lost it (it was restarted)."""
+        try:
+            yield from self.service.vllm.stream(messages, adapter=adapter, params=params)
+        except ModelNotServed:
+            self.service.forget(adapter)
+            self.service.load(adapter, probe=False)
+            yield from self.service.vllm.stream(messages, adapter=adapter, params=params)
 
     def health(self) -> bool:
         return self.service.vllm.health()

@@ -7,7 +7,7 @@ import contextlib
 import typer
 
 from app.components import generator_url
-from app.generation.engine import VLLMEngine
+from app.generation.engine import EngineSupervisor, VLLMEngine
 from app.models import resolve_generator_model
 from app.settings import Settings
 
@@ -35,6 +35,10 @@ def run_server(settings: Settings, *, start_engine: bool = True) -> None:
                 )
                 stack.enter_context(engine)
                 typer.echo("vLLM is ready", err=True)
+                supervisor = EngineSupervisor(engine, settings.generator.max_restarts,
+                                              lambda message: typer.echo(message, err=True))  # fmt: skip
+                stack.callback(supervisor.stop)  # runs before the engine's own stop
+                supervisor.start()
         else:
             typer.echo(f"using the generator at {generator_url(settings)}", err=True)
         app = create_app(settings)

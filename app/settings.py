@@ -56,6 +56,10 @@ class GeneratorSettings(BaseModel):
     max_loras: int = Field(2, description="LoRA adapters active in one batch.")
     extra_args: list[str] = Field(default_factory=list, description="More vLLM server flags.")
     startup_timeout_s: float = Field(600, description="How long to wait for the engine's /health.")
+    max_restarts: int = Field(
+        5, ge=0, description="`ragtune serve` restarts a local engine that dies (crash, OOM kill) up to this "
+        "many times in 10 minutes; 0: never.",
+    )
     request_timeout_s: float = Field(300, description="Timeout of one generation request.")
     temperature: float = Field(0.2, description="Default sampling temperature.")
     max_tokens: int = Field(256, description="Default cap on generated tokens.")

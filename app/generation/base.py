@@ -21,6 +21,10 @@ class GeneratorUnavailable(GeneratorError):
     """The generator backend cannot be reached (server down, not started)."""
 
 
+class ModelNotServed(GeneratorError):
+    """The server does not (or no longer, after a restart) serve the requested model or adapter."""
+
+
 @dataclass
 class GenerationParams:
     """Sampling controls of one request."""

@@ -11,7 +11,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -143,3 +146,56 @@ class VLLMEngine:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class EngineSupervisor:
+    """Restarts a local engine whose process died (crash, OOM kill), a bounded number of times.
+
+    While the engine is down the app's ``/healthz`` answers 503 and chat requests fail with
+    a clear "not reachable" error; once the restarted engine is healthy they succeed again
+    (LoRA adapters are loaded back on their next request).
+    """
+
+    def __init__(self, engine: VLLMEngine, max_restarts: int, report: Callable[[str], None],
+                 window_s: float = 600, poll_s: float = 2) -> None:  # fmt: skip
+        self.engine = engine
+        self.max_restarts = max_restarts
+        self.report = report
+        self.window_s = window_s
+        self.poll_s = poll_s
+        self.restarts: deque[float] = deque()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="engine-supervisor", daemon=True)
+
+    def start(self) -> EngineSupervisor:
+        if self.max_restarts > 0:
+            self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop watching (before the engine is stopped on purpose)."""
+        self.stopping.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=self.engine.settings.startup_timeout_s + 30)
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(self.poll_s):
+            process = self.engine.process
+            if process is None or process.poll() is None:
+                continue
+            now = time.monotonic()
+            while self.restarts and now - self.restarts[0] > self.window_s:
+                self.restarts.popleft()
+            if len(self.restarts) >= self.max_restarts:
+                self.report(f"the vLLM server exited (code {process.returncode}) {len(self.restarts) + 1} times "
+                            f"in {self.window_s / 60:.0f} min; not restarting it again. Log: {self.engine.log_path}")  # fmt: skip
+                return
+            self.restarts.append(now)
+            self.report(f"the vLLM server exited (code {process.returncode}); restarting it "
+                        f"(restart {len(self.restarts)} of at most {self.max_restarts} in {self.window_s / 60:.0f} min)")  # fmt: skip
+            self.engine.start()
+            try:
+                self.engine.wait_healthy()
+                self.report("vLLM is ready again")
+            except EngineError as exc:
+                self.report(str(exc))

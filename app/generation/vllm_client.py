@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import openai
 
-from app.generation.base import GenerationParams, GeneratorError, GeneratorUnavailable, Message
+from app.generation.base import GenerationParams, GeneratorError, GeneratorUnavailable, Message, ModelNotServed
 
 
 class VLLMGenerator:
@@ -52,7 +52,7 @@ class VLLMGenerator:
                 "start it with `ragtune serve` or set generator.url"
             ) from None
         except openai.NotFoundError:
-            raise GeneratorError(
+            raise ModelNotServed(
                 f"the server does not know model {adapter or self.served_name!r} "
                 f"(it serves: {', '.join(self.models()) or 'nothing'})"
             ) from None
