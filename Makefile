@@ -11,11 +11,13 @@ STAMP  := $(VENV)/.ragtune-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 APT_PACKAGES := chromium libtcmalloc-minimal4 docker-compose
 
-.PHONY: run test test-unit install system-deps models sample bench clean help
+.PHONY: run test test-reliability test-unit install system-deps models sample bench clean help
 
 help:
 	@echo "make run    set up, ingest the sample docs, start vLLM + the app on http://127.0.0.1:7860"
 	@echo "make test   set up and run the whole test suite"
+	@echo "make test-reliability   load, kill -9 and restart runs (docs/reliability.md)"
+	@echo "make bench  the benchmarks (docs/performance.md)"
 	@echo "make clean  remove .venv and the data folder .ragtune"
 
 $(BIN)/python:
@@ -53,10 +55,14 @@ run: system-deps sample
 	$(BIN)/ragtune serve
 
 test: system-deps models
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra -m "not reliability"
+
+# Load, kill -9 and restart runs on their own stack (about 10 minutes here); .ci/run runs them too.
+test-reliability: system-deps models
+	$(BIN)/python -m pytest -q -ra -s -m reliability
 
 test-unit: install
-	$(BIN)/python -m pytest -q -m "not integration and not browser"
+	$(BIN)/python -m pytest -q -m "not integration and not browser and not reliability"
 
 clean:
 	rm -rf $(VENV) .ragtune

@@ -44,6 +44,7 @@ class Stack:
     app_url: str
     engine_url: str
     data_dir: Path
+    serve: subprocess.Popen | None = None
 
     def ragtune(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         """Run the ragtune CLI against this stack."""
@@ -51,12 +52,44 @@ class Stack:
             [RAGTUNE, *args], env=self.env, capture_output=True, text=True, timeout=timeout, cwd=REPO
         )
 
+    @property
+    def serve_log(self) -> Path:
+        return self.data_dir / "serve.log"
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory) -> Stack:
+    def start(self, timeout_s: float = 600) -> None:
+        """Start `ragtune serve` and wait until its engine answers."""
+        log = self.serve_log.open("a")
+        self.serve = subprocess.Popen([RAGTUNE, "serve"], env=self.env, cwd=REPO, stdout=log, stderr=log)
+        if not wait_healthy(self, timeout_s, self.serve):
+            self.serve.kill()
+            pytest.fail(f"ragtune serve did not become ready in {timeout_s:.0f} s:\n{self.serve_log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        """Ctrl-C `ragtune serve`; its engine must go down with it."""
+        self.serve.send_signal(signal.SIGINT)
+        self.serve.wait(timeout=90)
+        assert not port_open(int(self.env["RAGTUNE_GENERATOR__PORT"])), "the vLLM engine outlived `ragtune serve`"
+
+
+def wait_healthy(stack: Stack, timeout_s: float, serve: subprocess.Popen | None = None) -> bool:
+    """Wait until /healthz reports the generator up; False on timeout or if serve exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if serve is not None and serve.poll() is not None:
+            return False
+        try:
+            if httpx.get(f"{stack.app_url}/healthz", timeout=2).json()["generator"]:
+                return True
+        except (httpx.HTTPError, ValueError, KeyError):
+            pass
+        time.sleep(2)
+    return False
+
+
+def make_stack(data_dir: Path, **env: str) -> Stack:
+    """A stack on ``data_dir`` (docs ingested as collection ``docs``), not yet started."""
     os.environ.setdefault("RAGTUNE_SETTINGS_DIR", str(REPO))
     model_dir = pull_default_generator(load_settings().models_dir)  # no-op once pulled
-    data_dir = tmp_path_factory.mktemp("stack") / "data"
     variants = data_dir.parent / "variants.yaml"
     variants.write_text("variants:\n  zero-shot: {mode: zero-shot}\n  few-shot: {mode: few-shot, fewshot_count: 2}\n"
                         "  rag: {mode: rag, collection: docs, k: 3}\n")
@@ -70,25 +103,17 @@ def stack(tmp_path_factory) -> Stack:
         "RAGTUNE_GENERATOR__SEED": "0",
         "RAGTUNE_UI__PORT": str(app_port),
         "RAGTUNE_VARIANTS_FILE": str(variants),
+        **env,
     }
     stack = Stack(env, f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{engine_port}/v1", data_dir)
     ingest = stack.ragtune("ingest", "docs", "--collection", "docs")
     assert ingest.returncode == 0, ingest.stderr
-    log = (data_dir / "serve.log").open("w")
-    serve = subprocess.Popen([RAGTUNE, "serve"], env=env, cwd=REPO, stdout=log, stderr=log)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        assert serve.poll() is None, (data_dir / "serve.log").read_text()[-3000:]
-        try:
-            if httpx.get(f"{stack.app_url}/healthz", timeout=2).json()["generator"]:
-                break
-        except (httpx.HTTPError, ValueError):
-            pass
-        time.sleep(2)
-    else:
-        serve.kill()
-        pytest.fail("ragtune serve did not become ready in 600 s")
+    return stack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Stack:
+    stack = make_stack(tmp_path_factory.mktemp("stack") / "data")
+    stack.start()
     yield stack
-    serve.send_signal(signal.SIGINT)
-    serve.wait(timeout=90)
-    assert not port_open(engine_port), "the vLLM engine outlived `ragtune serve`"
+    stack.stop()
