@@ -60,3 +60,23 @@ def test_no_code_enables_trust_remote_code():
     found = subprocess.run(["grep", "-rnE", "trust_remote_code *= *True", "app", "indexing", "training", "evals"],
                            cwd=REPO, capture_output=True, text=True)  # fmt: skip
     assert found.stdout == "", found.stdout
+
+
+def test_the_web_app_serves_files_only_from_the_reports_folder(make_settings, embedder):
+    from fastapi.testclient import TestClient
+
+    from app.components import build_store
+    from app.server import create_app
+
+    settings = make_settings(generator={"mode": "fake"})
+    chat = build_chat_service(settings, generator=FakeGenerator(), store=build_store(settings), embedder=embedder)
+    client = TestClient(create_app(settings, chat=chat))
+    report = settings.data_dir / "evals" / "suite" / "report.html"
+    report.parent.mkdir(parents=True)
+    report.write_text("<h1>report</h1>")
+    secret = settings.data_dir / "votes-backup.txt"
+    secret.write_text("private")
+    assert client.get(f"/gradio_api/file={report}").status_code == 200
+    for path in (secret, REPO / "settings.yaml", "/etc/passwd", f"{report.parent}/../../votes-backup.txt"):
+        response = client.get(f"/gradio_api/file={path}")
+        assert response.status_code in (403, 404) and "private" not in response.text, path
