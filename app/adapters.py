@@ -136,13 +136,16 @@ class AdapterService:
 class RoutingGenerator:
     """The app's generator: base and LoRA requests to vLLM, other adapters to peft."""
 
-    def __init__(self, service: AdapterService) -> None:
+    def __init__(self, service: AdapterService, routes: dict[str, VLLMGenerator] | None = None) -> None:
         self.service = service
+        self.routes = routes or {}  # names served by engines of their own (generator.routes)
 
     def stream(
         self, messages: list[Message], *, adapter: str | None = None, params: GenerationParams
     ) -> Iterator[str]:
-        """Route by the adapter's kind; a LoRA adapter is loaded on first use."""
+        """Route by name (``generator.routes``), then by the adapter's kind; LoRA loads on first use."""
+        if (adapter or "base") in self.routes:
+            return self.routes[adapter or "base"].stream(messages, params=params)
         if adapter is None or adapter == "base":
             return self.service.vllm.stream(messages, params=params)
         result = self.service.load(adapter, probe=False)

@@ -52,8 +52,11 @@ def build_generator(settings: Settings) -> Generator:
 
         return FakeGenerator()
     from app.adapters import RoutingGenerator
+    from app.generation.vllm_client import VLLMGenerator
 
-    return RoutingGenerator(build_adapter_service(settings))
+    g = settings.generator
+    routes = {name: VLLMGenerator(url, name, g.request_timeout_s) for name, url in g.routes.items()}
+    return RoutingGenerator(build_adapter_service(settings), routes)
 
 
 def generation_params(settings: Settings) -> GenerationParams:

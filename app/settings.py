@@ -55,6 +55,11 @@ class GeneratorSettings(BaseModel):
     max_lora_rank: int = Field(16, description="Largest LoRA rank the engine accepts.")
     max_loras: int = Field(2, description="LoRA adapters active in one batch.")
     extra_args: list[str] = Field(default_factory=list, description="More vLLM server flags.")
+    routes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Model or adapter name -> OpenAI URL of another vLLM server that serves it under that name: "
+        "'base' to a LoRA-free engine, or a merged adapter (`ragtune adapters merge`) to its own engine.",
+    )
     startup_timeout_s: float = Field(600, description="How long to wait for the engine's /health.")
     max_restarts: int = Field(
         5, ge=0, description="`ragtune serve` restarts a local engine that dies (crash, OOM kill) up to this "

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
@@ -98,6 +99,35 @@ def load(
         typer.echo(f"  probe, base:    {result.base_answer!r}\n  probe, adapter: {result.adapter_answer!r}")
     if result.warning:
         typer.echo(f"warning: {result.warning}", err=True)
+
+
+@adapters_cli.command("merge")
+def merge(
+    name: Annotated[str, typer.Argument(help="LoRA adapter name.")],
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Model folder to write (default: <models_dir>/merged/NAME).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing merged folder.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Merge a LoRA adapter into its base weights, for serving a dominant adapter at base speed.
+
+    Serve the folder with an engine of its own named after the adapter
+    (RAGTUNE_GENERATOR__MODEL=<folder> RAGTUNE_GENERATOR__SERVED_NAME=NAME
+    RAGTUNE_GENERATOR__ENABLE_LORA=false RAGTUNE_GENERATOR__PORT=8001 ragtune engine),
+    then route the adapter there: generator.routes: {NAME: http://127.0.0.1:8001/v1}.
+    """
+    from training.merge import merge_adapter
+
+    settings = load_cli_settings()
+    with user_errors():
+        from app.components import build_registry
+
+        folder = merge_adapter(build_registry(settings), name, output or settings.models_dir / "merged" / name, overwrite)
+    if as_json:
+        emit_json({"adapter": name, "output": str(folder)})
+    else:
+        typer.echo(f"merged {name} into {folder}")
 
 
 @adapters_cli.command("unload")

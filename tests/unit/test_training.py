@@ -138,3 +138,28 @@ def test_adapter_with_another_base_is_refused_at_load(tmp_path, monkeypatch):
         service.load("other-base")
     with pytest.raises(AdapterError, match="unknown adapter 'ghost'"):
         service.load("ghost")
+
+
+def test_a_merged_lora_computes_what_base_plus_adapter_computes(tmp_path, tiny_model, sft_data):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from training.merge import MANIFEST, merge_adapter
+
+    registry = AdapterRegistry(tmp_path / "adapters")
+    train_sft(_sft_args(tiny_model, sft_data, "lora", learning_rate=0.05), registry, tmp_path / "runs")
+    folder = merge_adapter(registry, "tiny-lora", tmp_path / "merged")
+    assert json.loads((folder / MANIFEST).read_text())["adapter"] == "tiny-lora"
+    ids = torch.tensor([[1, 5, 9, 13, 2]])
+    with torch.no_grad():
+        adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), registry.path("tiny-lora"))
+        merged = AutoModelForCausalLM.from_pretrained(folder)
+        base = AutoModelForCausalLM.from_pretrained(tiny_model)
+        assert torch.allclose(merged(ids).logits, adapted(ids).logits, atol=1e-4)
+        assert not torch.allclose(merged(ids).logits, base(ids).logits, atol=1e-4)
+    with pytest.raises(RegistryError, match="already exists"):
+        merge_adapter(registry, "tiny-lora", folder)
+    train_sft(_sft_args(tiny_model, sft_data, "ia3"), registry, tmp_path / "runs")
+    with pytest.raises(RegistryError, match="only LoRA"):
+        merge_adapter(registry, "tiny-ia3", tmp_path / "merged-ia3")

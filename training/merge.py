@@ -1,0 +1,42 @@
+"""Merge a LoRA adapter into its base model: a plain model that a LoRA-free engine serves.
+
+On CPU, vLLM serves adapter requests at a fraction of base-model speed, and merely
+enabling LoRA slows the base model too (docs/performance.md). A dominant adapter merged
+into the weights is served at base speed by an engine of its own, named after the
+adapter; ``generator.routes`` sends that adapter's requests there.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from training.registry import AdapterRegistry, RegistryError
+
+MANIFEST = "ragtune-merged.json"
+
+
+def merge_adapter(registry: AdapterRegistry, name: str, output: Path, overwrite: bool = False) -> Path:
+    """Write base + LoRA ``name`` merged (safetensors and tokenizer) into ``output``."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    manifest = registry.get(name)
+    if manifest.kind != "lora":
+        raise RegistryError(f"{name!r} is a {manifest.kind} adapter; only LoRA adapters can be merged into weights")
+    if output.exists() and any(output.iterdir()) and not overwrite:
+        raise RegistryError(f"{output} already exists; pass --overwrite to replace it")
+    staging = output.with_name(output.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    base = AutoModelForCausalLM.from_pretrained(manifest.base_model, dtype=torch.float32)
+    merged = PeftModel.from_pretrained(base, registry.path(name)).merge_and_unload()
+    merged.save_pretrained(staging, safe_serialization=True)
+    AutoTokenizer.from_pretrained(registry.path(name) if (registry.path(name) / "tokenizer_config.json").exists()
+                                  else manifest.base_model).save_pretrained(staging)  # fmt: skip
+    (staging / MANIFEST).write_text(json.dumps({"adapter": name, "base_model": manifest.base_model,
+                                                "adapter_manifest": manifest.to_dict()}, indent=2))  # fmt: skip
+    shutil.rmtree(output, ignore_errors=True)
+    staging.rename(output)
+    return output
