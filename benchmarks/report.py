@@ -72,8 +72,25 @@ def _rlhf_section(results: dict) -> str:
     return rlhf_section(results)
 
 
+def _serving_section(results: dict) -> str:
+    from benchmarks.serving import serving_section
+
+    return serving_section(results)
+
+
+def _training_section(results: dict) -> str:
+    from benchmarks.training_speed import training_section
+
+    return training_section(results)
+
+
 # benchmark name -> (document holding its section, renderer)
-SECTIONS = {"retrieval": (PERFORMANCE, retrieval_section), "rlhf": (REPO / "docs/rlhf.md", _rlhf_section)}
+SECTIONS = {
+    "retrieval": (PERFORMANCE, retrieval_section),
+    "serving": (PERFORMANCE, _serving_section),
+    "training": (PERFORMANCE, _training_section),
+    "rlhf": (REPO / "docs/rlhf.md", _rlhf_section),
+}
 
 
 def render() -> None:
