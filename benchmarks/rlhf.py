@@ -115,6 +115,7 @@ def main() -> None:
                                                             "seconds_per_step", "peak_memory_mb")},
     }  # fmt: skip
     results["total_minutes"] = round((time.monotonic() - started) / 60, 1)
+    results["reused_adapters"] = options.reuse
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     from benchmarks.report import render
@@ -129,7 +130,9 @@ def rlhf_section(results: dict) -> str:
     same = s["same_prompts"]
     lines = [
         f"Machine: {results['machine']['cpus']} CPUs ({results['machine']['processor']}). "
-        f"Reproduce: `.venv/bin/python -m benchmarks.rlhf` ({results['total_minutes']} min in this run).",
+        f"Reproduce: `.venv/bin/python -m benchmarks.rlhf` (about an hour from scratch; "
+        + ("this rendering reused the adapters already trained and re-ran the comparisons"
+           if results.get("reused_adapters") else f"{results['total_minutes']} min in this run") + ").",
         "",
         f"**Sentiment steering** (reward: log-odds of \"positive\" from `sst2-features`; "
         f"{same['base']['samples']} held-out SST-2 dev openings, one seeded sample each, 24 new tokens):",

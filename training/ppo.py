@@ -158,11 +158,12 @@ def evaluate_policy(policy: PolicyWithValue, tokenizer, prompts: list[str], scor
     policy.model.eval()
     for start in range(0, len(prompts), batch):
         chunk = prompts[start : start + batch]
-        with nullcontext() if adapter else policy.model.disable_adapter():
+        with nullcontext() if adapter else policy.model.disable_adapter():  # adapter=False: sample the base itself
             rollout = generate(policy.model, tokenizer, chunk, args.max_new_tokens, args.temperature, args.seed + start)
+            with torch.no_grad():
+                logprobs, _ = policy.forward(rollout)
         rewards += score([p + t for p, t in zip(scoring_prompts[start : start + batch], rollout.texts)])
         with torch.no_grad():
-            logprobs, _ = policy.forward(rollout)
             ref, _ = policy.forward(rollout, reference=True)
         kls += ((logprobs - ref) * rollout.response_mask).sum(1).tolist()
     return {"mean_reward": round(sum(rewards) / len(rewards), 4), "kl": round(sum(kls) / len(kls), 4),
