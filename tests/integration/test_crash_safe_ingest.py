@@ -42,10 +42,20 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def ingest(corpus: Path, data_dir: Path) -> subprocess.Popen:
+    """`ragtune ingest` in the background; its progress bar goes to ``<data_dir>.log``."""
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("RAGTUNE_")},
            "RAGTUNE_SETTINGS_DIR": str(REPO), "RAGTUNE_DATA_DIR": str(data_dir)}  # fmt: skip
-    return subprocess.Popen([RAGTUNE, "ingest", str(corpus), "--collection", "reviews", "--json"], env=env,
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    log = data_dir.with_suffix(".log").open("w")
+    return subprocess.Popen([RAGTUNE, "ingest", str(corpus), "--collection", "reviews"], env=env, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
+
+
+def wait_for_writing(process: subprocess.Popen, data_dir: Path) -> float:
+    """Block until the ingest shows its progress bar (files are being written); the time then."""
+    log = data_dir.with_suffix(".log")
+    while process.poll() is None and "ingest -> reviews" not in log.read_text(errors="replace"):
+        time.sleep(0.05)
+    return time.monotonic()
 
 
 def snapshot(data_dir: Path) -> dict:
@@ -65,25 +75,21 @@ def snapshot(data_dir: Path) -> dict:
 
 
 def test_killed_ingests_end_identical_to_a_clean_ingest(corpus, tmp_path):
-    started = time.monotonic()
     clean = ingest(corpus, tmp_path / "clean")
-    out, err = clean.communicate(timeout=900)
-    assert clean.returncode == 0, err[-2000:]
-    duration = time.monotonic() - started
+    writing = wait_for_writing(clean, tmp_path / "clean")
+    assert clean.wait(timeout=900) == 0, (tmp_path / "clean.log").read_text()[-2000:]
+    duration = time.monotonic() - writing  # from the first file to the end (BM25 rebuild included)
     expected = snapshot(tmp_path / "clean")
     assert expected["count"] >= 120
     rng = random.Random(20261123)
-    data_dir = tmp_path / "crashed"
     for run in range(KILLED_RUNS):
+        data_dir = tmp_path / f"crashed-{run}"
         victim = ingest(corpus, data_dir)
-        delay = rng.uniform(0.2, 1.0) * duration
-        try:
-            victim.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            victim.send_signal(signal.SIGKILL)
-            victim.wait()
-        print(f"run {run}: killed after {delay:.1f} s of a {duration:.1f} s ingest (exit {victim.returncode})")
+        delay = rng.uniform(0.05, 0.95) * duration
+        time.sleep(max(0.0, wait_for_writing(victim, data_dir) + delay - time.monotonic()))
+        victim.send_signal(signal.SIGKILL)
+        assert victim.wait() == -signal.SIGKILL, f"run {run}: the ingest ended before it was killed"
+        print(f"run {run}: killed {delay:.1f} s into a {duration:.1f} s write phase")
         rerun = ingest(corpus, data_dir)
-        _, err = rerun.communicate(timeout=900)
-        assert rerun.returncode == 0, f"run {run}: the re-run after kill -9 failed:\n{err[-2000:]}"
+        assert rerun.wait(timeout=900) == 0, f"run {run}: the re-run failed:\n{data_dir.with_suffix('.log').read_text()[-2000:]}"
         assert snapshot(data_dir) == expected, f"run {run}: the collection differs from a clean ingest"
