@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -131,10 +132,13 @@ async def _one(client: httpx.AsyncClient, url: str, model: str, prompt: str, max
         if response.status_code != 200:
             raise SystemExit(f"{url} answered {response.status_code}: {(await response.aread())[:500]!r}")
         async for line in response.aiter_lines():
-            if first is None and line.startswith("data: ") and '"content"' in line:
-                first = time.perf_counter() - started
-            if '"error"' in line:
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            event = json.loads(line[6:])
+            if "error" in event:
                 raise SystemExit(f"{url}: {line[:500]}")
+            if first is None and any(c.get("delta", {}).get("content") for c in event.get("choices", [])):
+                first = time.perf_counter() - started
     return time.perf_counter() - started, first or 0.0, max_tokens
 
 
