@@ -1,7 +1,8 @@
 """kill -9 of `ragtune ingest` at random points, then a re-run, ends as a clean ingest would.
 
-The corpus is 120 files of 40 real review sentences each (GLUE SST-2), so an ingest lasts long
-enough to be killed while embedding, while writing Chroma and while rebuilding BM25.
+The corpus is 120 files of 40 real review sentences each (GLUE SST-2; on a machine without
+``../shared/data``, the lines of the repository's own docs and datasets), so an ingest lasts
+long enough to be killed while embedding, while writing Chroma and while rebuilding BM25.
 Each killed run is followed by the same ingest; the collection must then hold the same
 ids, texts and counts as a clean ingest, and answer queries identically.
 """
@@ -32,12 +33,17 @@ KILLED_RUNS = 4
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    if not SST2.exists():
-        pytest.skip(f"{SST2} is not on this machine")
-    folder = tmp_path_factory.mktemp("sst2-corpus")
-    sentences = [line.split("\t")[0] for line in SST2.read_text().splitlines()[1:4801]]
+    folder = tmp_path_factory.mktemp("crash-corpus")
+    if SST2.exists():
+        sentences = [line.split("\t")[0] for line in SST2.read_text().splitlines()[1:4801]]
+    else:
+        texts = [*sorted(REPO.glob("docs/*.md")), *sorted(REPO.glob("*/datasets/*.jsonl"))]
+        lines = [line for path in texts for line in path.read_text().splitlines() if len(line) > 20]
+        sentences = [lines[i % len(lines)] for i in range(840)]  # about as much text as the SST-2 sample
+    per_file = len(sentences) // 120
     for index in range(120):
-        (folder / f"reviews-{index:03d}.txt").write_text("\n\n".join(sentences[index * 40:(index + 1) * 40]) + "\n")
+        part = sentences[index * per_file:(index + 1) * per_file]
+        (folder / f"reviews-{index:03d}.txt").write_text("\n\n".join(part) + "\n")
     return folder
 
 
