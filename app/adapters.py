@@ -144,9 +144,10 @@ class RoutingGenerator:
         self, messages: list[Message], *, adapter: str | None = None, params: GenerationParams
     ) -> Iterator[str]:
         """Route by name (``generator.routes``), then by the adapter's kind; LoRA loads on first use."""
-        if (adapter or "base") in self.routes:
-            return self.routes[adapter or "base"].stream(messages, params=params)
-        if adapter is None or adapter == "base":
+        name = adapter or "base"
+        if name in self.routes:
+            return self.routes[name].stream(messages, params=params)
+        if name == "base":
             return self.service.vllm.stream(messages, params=params)
         result = self.service.load(adapter, probe=False)
         if result.served_by == "vllm":

@@ -180,7 +180,7 @@ class JobRunner:
             with self.store.lock:
                 if self.store.get(job.id).state != "queued":  # cancelled meanwhile
                     return
-                log.write(f"[ragtune] {time.strftime('%Y-%m-%d %H:%M:%S')} running: {shlex.join(job.command)}\n".encode())
+                log.write(_log_line(f"running: {shlex.join(job.command)}"))
                 log.flush()
                 process = subprocess.Popen(job.command, stdout=out, stderr=log, env=self.env, cwd=self.cwd,
                                            start_new_session=True)  # fmt: skip
@@ -198,9 +198,13 @@ class JobRunner:
                 current.state = "failed"
                 current.error = _failure(returncode, self.store.log_tail(job.id, 200))
             with (folder / "output.log").open("ab") as log:  # before the state, so readers of a finished job see it
-                ending = current.state + (f": {current.error}" if current.error else "")
-                log.write(f"[ragtune] {time.strftime('%Y-%m-%d %H:%M:%S')} {ending}\n".encode())
+                log.write(_log_line(current.state + (f": {current.error}" if current.error else "")))
             self.store.save(current)
+
+
+def _log_line(text: str) -> bytes:
+    """A line the runner itself adds to a job's log, told apart from the job's own output."""
+    return f"[ragtune] {time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n".encode()
 
 
 def _failure(returncode: int, log: str) -> str:

@@ -47,6 +47,18 @@ def base_env(data_dir: Path, **settings: str) -> dict[str, str]:
     return env
 
 
+def train_sft(env: dict[str, str], config: str, name: str, steps: int, *sets: str) -> dict:
+    """A few steps of a bundled SFT config through the CLI (no forgetting check); the run's manifest."""
+    print(f"  training {name} ({steps} steps of {config})", file=sys.stderr, flush=True)
+    extra = [arg for pair in sets for arg in ("--set", pair)]
+    result = subprocess.run([RAGTUNE, "train", "sft", "--config", config, "--name", name, "--max-steps", str(steps),
+                             "--set", "forgetting_check=false", *extra, "--overwrite", "--json"],
+                            env=env, cwd=REPO, capture_output=True, text=True)  # fmt: skip
+    if result.returncode != 0:
+        raise SystemExit(f"training {name} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout)
+
+
 def wait_for(url: str, timeout_s: float, process: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

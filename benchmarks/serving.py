@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from benchmarks.harness import PROMPTS, RAGTUNE, REPO, app, base_env, engine, warm_up, wave
+from benchmarks.harness import PROMPTS, RAGTUNE, REPO, app, base_env, engine, train_sft, warm_up, wave
 from benchmarks.rag_latency import rag_breakdown
 
 RESULTS = REPO / "benchmarks/results/serving.json"
@@ -83,12 +82,8 @@ def model_bytes(model_dir: str) -> int:
 
 def ensure_adapter(env: dict[str, str]) -> None:
     """A rank-8 LoRA on the default model in the bench registry (trained briefly if missing)."""
-    if (DATA / "adapters" / ADAPTER / "manifest.json").exists():
-        return
-    log("  training the benchmark adapter (4 steps of configs/train/sft_lora.yaml)")
-    subprocess.run([RAGTUNE, "train", "sft", "--config", "configs/train/sft_lora.yaml", "--name", ADAPTER,
-                    "--max-steps", "4", "--set", "forgetting_check=false", "--overwrite", "--json"],
-                   env=env, cwd=REPO, check=True, capture_output=True)  # fmt: skip
+    if not (DATA / "adapters" / ADAPTER / "manifest.json").exists():
+        train_sft(env, "configs/train/sft_lora.yaml", ADAPTER, 4)
 
 
 def interleaved(first: tuple[str, str], second: tuple[str, str], concurrency: int, rounds: int = 2) -> tuple[float, float]:

@@ -14,28 +14,14 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
-import sys
 import time
 
-from benchmarks.harness import RAGTUNE, REPO, base_env
+from benchmarks.harness import REPO, base_env, train_sft
 
 RESULTS = REPO / "benchmarks/results/training.json"
 DATA = REPO / ".ragtune/bench"
 METHODS = ("full", "lora", "prompt", "prefix")
 STEPS = 4
-
-
-def train(method: str, env: dict[str, str]) -> dict:
-    """A few steps of ``configs/train/sft_<method>.yaml``; the manifest of the run."""
-    print(f"  training {method} ({STEPS} steps)", file=sys.stderr, flush=True)
-    result = subprocess.run([RAGTUNE, "train", "sft", "--config", f"configs/train/sft_{method}.yaml",
-                             "--name", f"bench-speed-{method}", "--max-steps", str(STEPS), "--set", "batch_size=8",
-                             "--set", "forgetting_check=false", "--overwrite", "--json"],
-                            env=env, cwd=REPO, capture_output=True, text=True)  # fmt: skip
-    if result.returncode != 0:
-        raise SystemExit(f"training {method} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout)
 
 
 def main() -> None:
@@ -47,7 +33,7 @@ def main() -> None:
     env = base_env(DATA, RAGTUNE_GENERATOR__MODEL=model_dir)
     rows = {}
     for method in METHODS:
-        manifest = train(method, env)
+        manifest = train_sft(env, f"configs/train/sft_{method}.yaml", f"bench-speed-{method}", STEPS, "batch_size=8")
         m = manifest["metrics"]
         rows[method] = {"seconds_per_step": m["seconds_per_step"], "peak_memory_mb": round(m["peak_memory_mb"]),
                         "trainable_parameters": manifest["trainable_parameters"],

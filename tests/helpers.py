@@ -1,7 +1,9 @@
-"""Test helpers that write real files: PDFs built by hand, encrypted PDFs."""
+"""Test helpers: real files (PDFs built by hand, encrypted PDFs, bad inputs) and polling."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -69,3 +71,13 @@ def write_bad_inputs(folder: Path) -> dict[str, Path]:
         line = b"a line of perfectly ordinary text that repeats for fifty megabytes\n"
         handle.write(line * (50 * 1024 * 1024 // len(line) + 1))
     return files
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 20, poll_s: float = 0.05) -> bool:
+    """Poll ``condition`` until it holds (True) or ``timeout_s`` passes (False)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(poll_s)
+    return False

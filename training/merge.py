@@ -33,8 +33,9 @@ def merge_adapter(registry: AdapterRegistry, name: str, output: Path, overwrite:
     base = AutoModelForCausalLM.from_pretrained(manifest.base_model, dtype=torch.float32)
     merged = PeftModel.from_pretrained(base, registry.path(name)).merge_and_unload()
     merged.save_pretrained(staging, safe_serialization=True)
-    AutoTokenizer.from_pretrained(registry.path(name) if (registry.path(name) / "tokenizer_config.json").exists()
-                                  else manifest.base_model).save_pretrained(staging)  # fmt: skip
+    adapter_dir = registry.path(name)
+    tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else manifest.base_model
+    AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(staging)
     (staging / MANIFEST).write_text(json.dumps({"adapter": name, "base_model": manifest.base_model,
                                                 "adapter_manifest": manifest.to_dict()}, indent=2))  # fmt: skip
     shutil.rmtree(output, ignore_errors=True)

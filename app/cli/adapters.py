@@ -117,12 +117,11 @@ def merge(
     RAGTUNE_GENERATOR__ENABLE_LORA=false RAGTUNE_GENERATOR__PORT=8001 ragtune engine),
     then route the adapter there: generator.routes: {NAME: http://127.0.0.1:8001/v1}.
     """
+    from app.components import build_registry
     from training.merge import merge_adapter
 
     settings = load_cli_settings()
     with user_errors():
-        from app.components import build_registry
-
         folder = merge_adapter(build_registry(settings), name, output or settings.models_dir / "merged" / name, overwrite)
     if as_json:
         emit_json({"adapter": name, "output": str(folder)})

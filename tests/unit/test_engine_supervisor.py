@@ -8,6 +8,7 @@ from pathlib import Path
 
 from app.generation.engine import EngineSupervisor
 from app.settings import GeneratorSettings
+from tests.helpers import wait_for
 
 
 class SleepEngine:
@@ -25,15 +26,6 @@ class SleepEngine:
 
     def wait_healthy(self) -> None:
         pass
-
-
-def wait_for(condition, timeout_s: float = 10) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_killed_engine_is_restarted_until_the_limit():

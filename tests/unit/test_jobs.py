@@ -5,20 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 
 import pytest
 
 from app.jobs import JobError, JobRunner, JobStore
-
-
-def wait_for(predicate, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
+from tests.helpers import wait_for
 
 
 def script(code: str) -> list[str]:
