@@ -117,3 +117,14 @@ def stack(tmp_path_factory) -> Stack:
     stack.start()
     yield stack
     stack.stop()
+
+
+@pytest.fixture(scope="session")
+def adapter(stack) -> str:
+    """A LoRA adapter in the stack's registry (test_adapters_real trains the same one)."""
+    if not (stack.data_dir / "adapters" / "it-lora" / "manifest.json").exists():
+        result = stack.ragtune("train", "sft", "--config", "configs/train/sft_lora.yaml", "--name", "it-lora",
+                               "--max-steps", "2", "--set", "forgetting_check=false", "--set", "batch_size=4",
+                               "--json", timeout=900)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+    return "it-lora"

@@ -15,17 +15,6 @@ pytestmark = pytest.mark.integration
 QUESTION = [{"role": "user", "content": "How do I ingest a folder of documents?"}]
 
 
-@pytest.fixture(scope="module")
-def adapter(stack) -> str:
-    """A LoRA adapter in the stack's registry (test_adapters_real trains the same one)."""
-    if not (stack.data_dir / "adapters" / "it-lora" / "manifest.json").exists():
-        result = stack.ragtune("train", "sft", "--config", "configs/train/sft_lora.yaml", "--name", "it-lora",
-                               "--max-steps", "2", "--set", "forgetting_check=false", "--set", "batch_size=4",
-                               "--json", timeout=900)  # fmt: skip
-        assert result.returncode == 0, result.stderr[-3000:]
-    return "it-lora"
-
-
 @pytest.fixture
 def client(stack) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{stack.app_url}/v1", api_key="unused-on-loopback", max_retries=0, timeout=300)
