@@ -60,6 +60,11 @@ class GeneratorSettings(BaseModel):
         description="Model or adapter name -> OpenAI URL of another vLLM server that serves it under that name: "
         "'base' to a LoRA-free engine, or a merged adapter (`ragtune adapters merge`) to its own engine.",
     )
+    worker_spin_s: float | None = Field(
+        0.1, gt=0, description="Seconds the local engine's worker keeps spinning for work after each step; "
+        "null keeps vLLM's 1 s, which on a few-core machine takes a core from the app for that second. "
+        "Not 0: the worker then misses wake-ups and stalls (docs/performance.md).",
+    )
     startup_timeout_s: float = Field(600, description="How long to wait for the engine's /health.")
     max_restarts: int = Field(
         5, ge=0, description="`ragtune serve` restarts a local engine that dies (crash, OOM kill) up to this "

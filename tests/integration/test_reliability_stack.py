@@ -22,6 +22,7 @@ import psutil
 import pytest
 
 from evals.votes import VoteStore
+from app.generation.engine import SERVER_MODULE
 from tests.integration.conftest import Stack, make_stack, wait_healthy
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
@@ -60,7 +61,7 @@ def answers(stack: Stack) -> dict[str, str]:
 
 def engine_process(stack: Stack) -> psutil.Process:
     for child in psutil.Process(stack.serve.pid).children(recursive=True):
-        if "vllm.entrypoints.openai.api_server" in " ".join(child.cmdline()):
+        if SERVER_MODULE in child.cmdline():
             return child
     raise AssertionError("no vLLM server process under ragtune serve")
 
