@@ -67,7 +67,7 @@ test-unit: install
 clean:
 	rm -rf $(VENV) .ragtune
 
-# About 30 minutes on two cores; writes benchmarks/results/ and the tables of docs/performance.md.
+# About 25 minutes on two cores; writes benchmarks/results/ and the tables of docs/performance.md.
 bench: system-deps models
 	$(PIP) install -q "py-spy>=0.4"
 	$(BIN)/python -m benchmarks.serving

@@ -2,18 +2,20 @@
 
 After each model step, vLLM's worker polls for the next one for ``worker_spin_s`` seconds
 (vLLM's own value is 1 s; ragtune starts the engine with 0.1 s, see
-``app/generation/vllm_server.py``). Engines with each setting run one after another, twice,
-interleaved, LoRA-free, on the default model. For each it measures:
+``app/generation/vllm_server.py``). Engines with each setting run one after another,
+LoRA-free, on the default model, for ``--rounds`` interleaved rounds (1 in ``make bench``, to
+keep it under 30 minutes; the recorded run used 2). For each it measures:
 - output tokens/s at 1 and 32 concurrent requests (the bound must cost nothing);
 - the app's query embedding 0.2 s after an answer finished (what the spin takes from the app);
 - the slowest of 40 short requests sent after random 0-0.3 s pauses (a stall would show here).
 
-Run: ``.venv/bin/python -m benchmarks.worker_spin`` (part of ``make bench``). Writes
+Run: ``.venv/bin/python -m benchmarks.worker_spin [--rounds N]`` (part of ``make bench``). Writes
 ``benchmarks/results/worker_spin.json``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -65,7 +67,7 @@ def measure(spin: str, model_dir: str, embedder, round_: int) -> dict:
         }
 
 
-def main() -> None:
+def main(rounds: int) -> None:
     from app.components import build_embedder
     from app.models import pull_default_generator
     from app.settings import load_settings
@@ -79,7 +81,7 @@ def main() -> None:
         embedder.embed_query(f"How do I ingest a folder of documents? ({i})")
         alone.append((time.perf_counter() - began) * 1000)
     runs: dict[str, list[dict]] = {name: [] for name in SPINS}
-    for round_ in range(2):
+    for round_ in range(rounds):
         for name, spin in SPINS.items():
             runs[name].append(measure(spin, model_dir, embedder, round_))
             print(name, runs[name][-1], flush=True)
@@ -104,10 +106,11 @@ def main() -> None:
 def worker_spin_section(results: dict) -> str:
     """Markdown for docs/performance.md from benchmarks/results/worker_spin.json."""
     baseline = results["rows"]["vLLM default (1 s)"]
+    rounds = len(results["runs"]["vLLM default (1 s)"])
     lines = [
-        f"LoRA-free engines on {results['model']}, each setting twice, interleaved; "
+        f"LoRA-free engines on {results['model']}, {rounds} interleaved round(s) per setting; "
         f"{results['machine']['cpus']} CPUs. Query embedding alone (no engine busy): "
-        f"{results['embed_ms_alone']} ms. Reproduce: `.venv/bin/python -m benchmarks.worker_spin`.",
+        f"{results['embed_ms_alone']} ms. Reproduce: `.venv/bin/python -m benchmarks.worker_spin --rounds {rounds}`.",
         "",
         "| worker spin | tok/s at 1 | tok/s at 32 | x vLLM default at 32 | query embedding 0.2 s after an answer, ms "
         "| short request after a 0-0.3 s pause: median / slowest s |",
@@ -123,4 +126,6 @@ def worker_spin_section(results: dict) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds per setting (each starts an engine)")
+    main(parser.parse_args().rounds)
