@@ -31,15 +31,20 @@ DATA = REPO / ".ragtune/bench"
 SPINS = {"vLLM default (1 s)": "1.0", "ragtune default (0.1 s)": "0.1"}
 
 
+def _embed_ms(embedder, index: int) -> float:
+    """Milliseconds of one query embedding (a fresh question each time)."""
+    began = time.perf_counter()
+    embedder.embed_query(f"How do I ingest a folder of documents? ({index})")
+    return (time.perf_counter() - began) * 1000
+
+
 def _embed_after_answer(url: str, embedder, samples: int = 10) -> float:
     """Median ms of one query embedding 0.2 s after an 8-token answer."""
     times = []
     for i in range(samples):
         wave(url, "base", 1, max_tokens=8, waves=1)
         time.sleep(0.2)
-        began = time.perf_counter()
-        embedder.embed_query(f"How do I ingest a folder of documents? ({i})")
-        times.append((time.perf_counter() - began) * 1000)
+        times.append(_embed_ms(embedder, i))
     return statistics.median(times)
 
 
@@ -75,11 +80,7 @@ def main(rounds: int) -> None:
     settings = load_settings()
     model_dir = str(pull_default_generator(settings.models_dir))
     embedder = build_embedder(settings)
-    alone = []
-    for i in range(10):
-        began = time.perf_counter()
-        embedder.embed_query(f"How do I ingest a folder of documents? ({i})")
-        alone.append((time.perf_counter() - began) * 1000)
+    alone = [_embed_ms(embedder, i) for i in range(10)]
     runs: dict[str, list[dict]] = {name: [] for name in SPINS}
     for round_ in range(rounds):
         for name, spin in SPINS.items():

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from app.generation.vllm_server import SPIN_ENV
+from app.generation import vllm_server
 from app.settings import GeneratorSettings
 
 # Preloading these speeds up vLLM on CPU by 5-15% (vLLM's CPU installation guide).
@@ -31,7 +31,7 @@ _PRELOAD_CANDIDATES = (
 )
 
 
-SERVER_MODULE = "app.generation.vllm_server"
+SERVER_MODULE = vllm_server.__name__
 
 
 class EngineError(RuntimeError):
@@ -82,7 +82,7 @@ class VLLMEngine:
         if self.settings.enable_lora:
             env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
         if self.settings.worker_spin_s is not None:
-            env.setdefault(SPIN_ENV, str(self.settings.worker_spin_s))
+            env.setdefault(vllm_server.SPIN_ENV, str(self.settings.worker_spin_s))
         preload = [str(p) for p in _PRELOAD_CANDIDATES if p.exists()]
         if preload and "LD_PRELOAD" not in env:
             env["LD_PRELOAD"] = ":".join(preload)

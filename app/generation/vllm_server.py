@@ -7,14 +7,14 @@ away from everything else for that second: measured on two cores, the app's quer
 took 340-480 ms instead of 13 ms right after an answer. ``generator.worker_spin_s``
 (``RAGTUNE_WORKER_SPIN_S`` here, default 0.1 s) sets that window; ``docs/performance.md`` has
 the numbers. The window is longer than the gap between two decode steps, so under load the
-worker still spins from step to step; with no window at all it waits on a notification
-between steps, misses some, and generation slowed to 0.2 tokens/s here.
+worker still spins from step to step; with no window at all, generation slowed to 0.2
+tokens/s here (as if wake-ups were missed), so the setting refuses 0.
 
 The window is set by wrapping ``SpinCondition.__init__`` at import time, for conditions made
-in the worker process (``VllmWorker-<rank>``). vLLM starts its engine
-core and worker with multiprocessing's *spawn*, which imports this module again in each
-child as ``__mp_main__``, so the wrapper is in place wherever a ``SpinCondition`` is made. If
-a vLLM release no longer has that class or parameter, the server runs unchanged and says so.
+in the worker process (``VllmWorker-<rank>``). vLLM starts its engine core and worker with
+multiprocessing's *spawn*, which imports this module again in each child as ``__mp_main__``,
+so the wrapper is in place wherever a ``SpinCondition`` is made. If a vLLM release no longer
+has that class or parameter, the server runs unchanged and says so.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ import openai
 import psutil
 import pytest
 
-from evals.votes import VoteStore
 from app.generation.engine import SERVER_MODULE
+from evals.votes import VoteStore
 from tests.integration.conftest import Stack, make_stack, wait_healthy
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]

@@ -9,16 +9,13 @@ remote engine through the same runtime API.
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
 from tests.conftest import REPO
-from tests.helpers import wait_for
-from tests.integration.conftest import RAGTUNE, free_port
+from tests.integration.conftest import Stack, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -41,29 +38,15 @@ def remote_app(stack, adapter, chroma_server, tmp_path):
         "RAGTUNE_VECTOR_STORE__PORT": str(port),
         "RAGTUNE_UI__PORT": str(app_port),
     }
-    log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
-        serve = subprocess.Popen([RAGTUNE, "serve"], env=env, cwd=REPO, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{app_port}"
+    (tmp_path / "data").mkdir()
+    remote = Stack(env, f"http://127.0.0.1:{app_port}", stack.engine_url, tmp_path / "data")
+    remote.start(timeout_s=180)
     try:
-        _wait_ready(url, serve, log_path)
-        yield url, env, log_path
+        health = httpx.get(f"{remote.app_url}/healthz", timeout=10).json()
+        assert health == {"status": "ok", "generator": True, "vector_store": True}, health
+        yield remote.app_url, env, remote.serve_log
     finally:
-        serve.terminate()
-        serve.wait(timeout=60)
-
-
-def _wait_ready(url: str, serve: subprocess.Popen, log_path: Path, timeout_s: float = 180) -> None:
-    def healthy() -> bool:
-        if serve.poll() is not None:
-            pytest.fail(f"ragtune serve exited:\n{log_path.read_text()[-3000:]}")
-        try:
-            return httpx.get(f"{url}/healthz", timeout=2).json() == {
-                "status": "ok", "generator": True, "vector_store": True}  # fmt: skip
-        except (httpx.HTTPError, ValueError):
-            return False
-
-    assert wait_for(healthy, timeout_s, poll_s=1), f"not healthy in {timeout_s:.0f} s:\n{log_path.read_text()[-3000:]}"
+        remote.stop()
 
 
 def test_an_app_on_a_remote_engine_and_a_chroma_server_ingests_answers_and_loads_adapters(remote_app, stack,
