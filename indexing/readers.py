@@ -7,10 +7,12 @@ and carries on with the others.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from llama_index.core import Document
+
+from indexing.html import html_to_markdown
+from indexing.normalize import normalize_text
 
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -31,7 +33,7 @@ def load_documents(path: Path, *, max_file_mb: float) -> list[Document]:
     suffix = path.suffix.lower()
     if suffix in PDF_SUFFIXES:
         return _read_pdf(path)
-    text = _read_text(path)
+    text = normalize_text(_read_text(path))
     file_type = suffix.lstrip(".") or "txt"
     if suffix in HTML_SUFFIXES:
         text = html_to_markdown(text)
@@ -81,7 +83,9 @@ def _read_pdf(path: Path) -> list[Document]:
         reader = PdfReader(str(path))
         if reader.is_encrypted and not reader.decrypt(""):
             raise FileRejected("encrypted PDF (password protected)")
-        pages = [(number, page.extract_text() or "") for number, page in enumerate(reader.pages, 1)]
+        pages = [
+            (number, normalize_text(page.extract_text() or "")) for number, page in enumerate(reader.pages, 1)
+        ]
     except FileRejected:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
@@ -96,36 +100,3 @@ def _read_pdf(path: Path) -> list[Document]:
     if not documents:
         raise FileRejected("PDF has no extractable text (a scanned image?)")
     return documents
-
-
-_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
-
-
-def html_to_markdown(html: str) -> str:
-    """Visible text of an HTML page as Markdown-ish text with ``#`` headings.
-
-    Scripts, styles, templates and hidden elements are dropped: text a reader of the page
-    never sees must not reach the model (a common prompt-injection carrier).
-    """
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "noscript", "template", "head", "iframe", "svg"]):
-        tag.decompose()
-    for tag in soup.find_all(True):
-        if tag.decomposed:
-            continue
-        attrs = tag.attrs or {}
-        if (
-            "hidden" in attrs
-            or attrs.get("aria-hidden") == "true"
-            or _HIDDEN_STYLE.search(str(attrs.get("style", "")))
-        ):
-            tag.decompose()
-    for level in range(1, 7):
-        for heading in soup.find_all(f"h{level}"):
-            heading.replace_with(f"\n\n{'#' * level} {heading.get_text(' ', strip=True)}\n\n")
-    for block in soup.find_all(["p", "li", "pre", "tr", "div", "br", "section", "article"]):
-        block.insert_after("\n")
-    text = soup.get_text()
-    return re.sub(r"\n\s*\n+", "\n\n", text).strip()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from indexing.chunking import ChunkingConfig, chunk_documents
-from indexing.readers import FileRejected, html_to_markdown, load_documents
+from indexing.html import html_to_markdown
+from indexing.readers import FileRejected, load_documents
 from tests.helpers import make_pdf, write_bad_inputs
 
 
