@@ -47,6 +47,7 @@ def test_a_valid_form_queues_the_cli_command(tmp_path):
 
 def test_documents_tab_refuses_bad_uploads_and_ingests_the_rest(make_settings, embedder, tmp_path):
     from app.components import build_ingest_pipeline
+    from app.uploads import upload_path
 
     settings = make_settings()
     good, bad = tmp_path / "note.md", tmp_path / "tool.exe"
@@ -56,7 +57,7 @@ def test_documents_tab_refuses_bad_uploads_and_ingests_the_rest(make_settings, e
     summary, rows = ingest_files(pipeline, settings, [str(good), str(bad)], "", "notes", "structure")
     assert "added 1" in summary and "failed 1" in summary
     assert {r[0]: r[1] for r in rows} == {"tool.exe": "failed", "note.md": "added"}
-    assert (settings.uploads_dir / "notes" / "note.md").exists()
+    assert upload_path(settings.uploads_dir, "notes", "note.md").exists()
 
 
 def test_the_app_builds_every_tab(make_settings):
