@@ -14,24 +14,29 @@ import gradio as gr
 
 from app.errors import user_error_types
 from app.settings import Settings
-from app.uploads import UploadError, copy_local
+from app.ui.upload_field import NamedUploads
+from app.uploads import UploadError, copy_local, display_name
 from indexing.chunking import STRATEGIES, ChunkingConfig
 from indexing.pipeline import IngestPipeline
 
 SUMMARY_COLUMNS = ["file", "status", "chunks", "reason"]
 
 
-def ingest_files(pipeline: IngestPipeline, settings: Settings, uploads: list[str] | None, folder: str,
+def ingest_files(pipeline: IngestPipeline, settings: Settings, uploads: list[str | tuple[str, str]] | None, folder: str,
                  collection: str, chunking: str, progress=None) -> tuple[str, list[list]]:  # fmt: skip
-    """Store uploads safely, ingest them (and a server folder), return (summary line, rows)."""
+    """Store uploads safely, ingest them (and a server folder), return (summary line, rows).
+
+    ``uploads`` are temporary paths, or (temporary path, name the user uploaded) pairs.
+    """
     collection = (collection or "").strip() or settings.indexing.default_collection
     paths, rows = [], []
     for upload in uploads or []:
+        path, name = upload if isinstance(upload, tuple | list) else (upload, Path(upload).name)
         try:
-            paths.append(copy_local(Path(upload), collection, settings.uploads_dir,
+            paths.append(copy_local(Path(path), collection, settings.uploads_dir, name=name,
                                     allowed=settings.api.upload_types, max_mb=settings.api.max_upload_mb))  # fmt: skip
         except UploadError as exc:
-            rows.append([Path(upload).name, "failed", 0, str(exc)])
+            rows.append([display_name(name), "failed", 0, str(exc)])
     if (folder or "").strip():
         paths.append(Path(folder.strip()).expanduser())
     if not paths:
@@ -58,7 +63,7 @@ def build_documents_tab(pipeline: Callable[[], IngestPipeline], settings: Settin
     store = pipeline().store
     with gr.Row():
         with gr.Column(scale=2):
-            uploads = gr.File(label=f"Upload files ({', '.join(settings.api.upload_types)}; "
+            uploads = NamedUploads(label=f"Upload files ({', '.join(settings.api.upload_types)}; "
                                     f"up to {settings.api.max_upload_mb:g} MB each)",
                               file_count="multiple", file_types=list(settings.api.upload_types))  # fmt: skip
             folder = gr.Textbox(label="…or a folder on the server", placeholder="/path/to/docs")
