@@ -12,6 +12,8 @@ import time
 import httpx
 import pytest
 
+from tests.conftest import REPO
+
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 
@@ -53,17 +55,21 @@ def running_job(stack) -> dict:
 def test_upload_a_document_and_see_it_ingested(stack, page, tmp_path):
     note = tmp_path / "lighthouse.md"
     note.write_text("# Lighthouse\n\nThe Skerry lighthouse keeper logs the fog horn every night at 22:00.\n")
+    # non-Latin names that an ASCII-only cleaner once saved as one file (issue 15, kind 1)
+    cases = REPO / "tests" / "data" / "cases" / "ingest" / "upload_names"
     page.get_by_role("tab", name="Documents").click()
-    page.locator('input[type="file"]').first.set_input_files(str(note))
+    page.locator('input[type="file"]').first.set_input_files([str(note), *map(str, sorted(cases.glob("*.md")))])
     collection = page.get_by_label("Collection (type a new name to create one)")
     collection.fill("uploads")
     collection.press("Enter")
     page.get_by_role("button", name="Ingest").click()
-    summary = wait_text(page.locator("#ingest-summary"), r"added 1", 120)
+    summary = wait_text(page.locator("#ingest-summary"), r"added 3", 120)
     assert "uploads" in summary
     page.screenshot(path=str(tmp_path / "documents.png"), full_page=True)
-    names = [c["name"] for c in httpx.get(f"{stack.app_url}/v1/collections", timeout=30).json()["data"]]
-    assert "uploads" in names
+    collections = httpx.get(f"{stack.app_url}/v1/collections", timeout=30).json()["data"]
+    assert {c["name"]: c["files"] for c in collections}["uploads"] == 3
+    shown = wait_text(page.locator("body"), "議事.md", 30)  # the per-file table shows the uploaded names
+    assert "報告.md" in shown
 
 
 def test_train_a_lora_from_the_page_watch_it_then_load_it_and_chat(stack, page, tmp_path):
