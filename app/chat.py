@@ -41,6 +41,7 @@ class Answer:
                     "page": s.page,
                     "heading": s.heading,
                     "score": s.score,
+                    "also_in": s.also_in,
                     **({"text": s.text} if include_text else {}),
                 }
                 for s in self.sources

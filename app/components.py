@@ -67,7 +67,10 @@ def generation_params(settings: Settings) -> GenerationParams:
 
 def build_store(settings: Settings) -> VectorStore:
     """The Chroma store (embedded or http)."""
-    return VectorStore(settings.vector_store, settings.chroma_dir, settings.data_dir / "indexes")
+    return VectorStore(
+        settings.vector_store, settings.chroma_dir, settings.data_dir / "indexes",
+        bm25_language=settings.indexing.bm25_language,
+    )  # fmt: skip
 
 
 def build_embedder(settings: Settings) -> Embedder:

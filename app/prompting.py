@@ -53,14 +53,18 @@ def load_demonstrations(path: Path) -> list[Demonstration]:
 
 
 def format_sources(chunks: list[RetrievedChunk], max_chars: int) -> str:
-    """Numbered, fenced source blocks for the prompt."""
+    """Numbered, fenced source blocks for the prompt.
+
+    A chunk whose text other files hold too gets one line ``also in: a.md, b.md``.
+    """
     blocks = []
     for number, chunk in enumerate(chunks, 1):
         where = chunk.file_name + (f", page {chunk.page}" if chunk.page else "")
         if chunk.heading:
             where += f", section {chunk.heading}"
+        also = f"also in: {', '.join(chunk.also_in_names)}\n" if chunk.also_in else ""
         text = chunk.text[:max_chars].replace("<<<", "< < <").replace(">>>", "> > >")
-        blocks.append(f"[{number}] ({where})\n<<<\n{text}\n>>>")
+        blocks.append(f"[{number}] ({where})\n{also}<<<\n{text}\n>>>")
     return "\n\n".join(blocks)
 
 

@@ -2,34 +2,33 @@
 
 Built with bm25s from the chunks stored in Chroma, so the two indexes always hold the
 same chunks: the pipeline marks the sidecar dirty before it writes to Chroma and rebuilds
-it after, and a dirty or missing sidecar is rebuilt on first use (after a crash, too).
+it after, and a dirty or missing sidecar is rebuilt on first use (after a crash, too), as
+is one built with another tokenizer (``indexing.bm25_tokens``; the folder records it).
 The metadata snapshot also serves metadata filters (source glob, file type, tags) for
-every retriever without scanning Chroma on each query.
+every retriever without scanning Chroma on each query, and holds a key of each chunk's
+text so that retrievers can return identical text once.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-@lru_cache(maxsize=1)
-def _stemmer():
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
+from indexing.bm25_tokens import Bm25Tokenizer
+from indexing.normalize import normalize_text
 
 
-def _tokenize(texts: list[str]):
-    import bm25s
-
-    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer().stemWords, show_progress=False)
+def text_key(text: str) -> str:
+    """Identity of a chunk's text for de-duplication: equal after NFKC and whitespace folding."""
+    folded = " ".join(normalize_text(text).split())
+    return hashlib.blake2b(folded.encode("utf-8"), digest_size=12).hexdigest()
 
 
 @dataclass
@@ -72,21 +71,37 @@ class MetadataFilter:
 
 
 class LexicalIndex:
-    """BM25 over one collection's chunks, with their ids and metadata."""
+    """BM25 over one collection's chunks, with their ids, metadata and text keys.
 
-    def __init__(self, folder: Path) -> None:
+    ``tokenizer`` builds the index; the folder records which one did, and a loaded index
+    tokenises queries with that one, so query terms and index terms always agree. The text
+    key of each chunk (``text_key``) groups chunks holding the same text.
+    """
+
+    def __init__(self, folder: Path, tokenizer: Bm25Tokenizer | None = None) -> None:
         self.folder = folder
+        self.tokenizer = tokenizer or Bm25Tokenizer()
         self._bm25 = None
         self.ids: list[str] = []
         self.metadatas: list[dict[str, Any]] = []
+        self._position: dict[str, int] = {}
+        self._groups = np.zeros(0, dtype=np.int64)
+        self._members: dict[str, list[int]] = {}
 
     @property
     def dirty_marker(self) -> Path:
         return self.folder / "DIRTY"
 
-    def is_usable(self) -> bool:
-        """True when a complete, clean index is on disk."""
-        return (self.folder / "ids.json").exists() and not self.dirty_marker.exists()
+    def is_usable(self, tokenizer: Bm25Tokenizer | None = None) -> bool:
+        """True when a complete, clean index is on disk (built by ``tokenizer``, if given)."""
+        if not (self.folder / "ids.json").exists() or self.dirty_marker.exists():
+            return False
+        return tokenizer is None or self.recorded_tokenizer() == tokenizer.signature
+
+    def recorded_tokenizer(self) -> str:
+        """Signature of the tokenizer the index on disk was built with ('' if none recorded)."""
+        path = self.folder / "tokenizer"
+        return path.read_text() if path.exists() else ""
 
     def mark_dirty(self) -> None:
         """Record that Chroma is about to change; cleared by ``rebuild``."""
@@ -107,27 +122,47 @@ class LexicalIndex:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         bm25 = None
-        if ids:
+        tokens = self.tokenizer.tokenize_many(texts)
+        if any(tokens):
             bm25 = bm25s.BM25()
-            bm25.index(_tokenize(texts), show_progress=False)
+            bm25.index(tokens, show_progress=False)
             bm25.save(staging / "bm25", show_progress=False)
-        snapshot = [{k: m.get(k) for k in ("source", "file_type", "tags")} for m in metadatas]
+        snapshot = [
+            {**{k: m.get(k) for k in ("source", "file_type", "tags")}, "key": text_key(text)}
+            for m, text in zip(metadatas, texts)
+        ]
         (staging / "metadata.json").write_text(json.dumps(snapshot))
         (staging / "ids.json").write_text(json.dumps(ids))
         (staging / "revision").write_text(revision)
+        (staging / "tokenizer").write_text(self.tokenizer.signature)
         shutil.rmtree(self.folder, ignore_errors=True)
         staging.rename(self.folder)
-        self._bm25, self.ids, self.metadatas = bm25, list(ids), snapshot
+        self._bm25 = bm25
+        self._set_chunks(list(ids), snapshot)
 
     def load(self) -> LexicalIndex:
-        """Read the persisted index."""
+        """Read the persisted index (and the tokenizer it was built with)."""
         import bm25s
 
-        self.ids = json.loads((self.folder / "ids.json").read_text())
-        self.metadatas = json.loads((self.folder / "metadata.json").read_text())
+        self.tokenizer = Bm25Tokenizer.from_signature(self.recorded_tokenizer()) or self.tokenizer
         bm25_dir = self.folder / "bm25"
         self._bm25 = bm25s.BM25.load(bm25_dir, show_progress=False) if bm25_dir.exists() else None
+        self._set_chunks(
+            json.loads((self.folder / "ids.json").read_text()),
+            json.loads((self.folder / "metadata.json").read_text()),
+        )
         return self
+
+    def _set_chunks(self, ids: list[str], metadatas: list[dict[str, Any]]) -> None:
+        self.ids, self.metadatas = ids, metadatas
+        self._position = {chunk_id: i for i, chunk_id in enumerate(ids)}
+        self._members = {}
+        for i, metadata in enumerate(metadatas):
+            self._members.setdefault(metadata.get("key") or ids[i], []).append(i)
+        codes = {key: code for code, key in enumerate(self._members)}
+        self._groups = np.array(
+            [codes[m.get("key") or ids[i]] for i, m in enumerate(metadatas)], dtype=np.int64
+        )
 
     def allowed(self, flt: MetadataFilter | None) -> np.ndarray | None:
         """0/1 mask of chunks passing ``flt`` (None when there is no filter)."""
@@ -135,13 +170,34 @@ class LexicalIndex:
             return None
         return np.array([1.0 if flt.matches(m) else 0.0 for m in self.metadatas], dtype=np.float32)
 
+    def distinct(self, mask: np.ndarray | None = None) -> int:
+        """How many different texts the chunks passing ``mask`` hold."""
+        groups = self._groups if mask is None else self._groups[mask > 0]
+        return int(np.unique(groups).size)
+
+    def key_of(self, chunk_id: str, text: str | None = None) -> str:
+        """The text key of a chunk: from the snapshot, else computed from ``text`` if given."""
+        position = self._position.get(chunk_id)
+        key = self.metadatas[position].get("key") if position is not None else None
+        return key or (text_key(text) if text is not None else chunk_id)
+
+    def also_in(self, key: str, source: str, mask: np.ndarray | None = None) -> list[str]:
+        """Sources other than ``source`` holding text ``key`` among chunks passing ``mask``."""
+        found = {
+            self.metadatas[i].get("source", "?")
+            for i in self._members.get(key, [])
+            if mask is None or mask[i] > 0
+        }
+        return sorted(found - {source})
+
     def search(self, query: str, k: int, mask: np.ndarray | None = None) -> list[tuple[str, float]]:
         """Up to ``k`` (chunk id, BM25 score) pairs with a positive score."""
-        if self._bm25 is None or not self.ids:
+        terms = self.tokenizer.tokenize(query)
+        if self._bm25 is None or not self.ids or not terms:
             return []
         k = min(k, len(self.ids))
         docs, scores = self._bm25.retrieve(
-            _tokenize([query]), k=k, show_progress=False, weight_mask=mask, n_threads=1
+            [terms], k=k, show_progress=False, weight_mask=mask, n_threads=1
         )
         return [
             (self.ids[int(doc)], float(score))

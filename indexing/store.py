@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from indexing.bm25_tokens import Bm25Tokenizer
 from indexing.config import VectorStoreSettings
 from indexing.lexical import LexicalIndex
 
@@ -71,14 +72,20 @@ def validate_collection_name(name: str) -> str:
 
 
 class VectorStore:
-    """Thin layer over a Chroma client (embedded or http)."""
+    """Thin layer over a Chroma client (embedded or http), with the BM25 sidecars.
 
-    def __init__(self, settings: VectorStoreSettings, path: Path, index_root: Path) -> None:
+    ``bm25_language`` (``indexing.bm25_language``) picks the sidecars' stemmer and stop
+    words; raises ``ValueError`` naming the setting when it is unknown.
+    """
+
+    def __init__(self, settings: VectorStoreSettings, path: Path, index_root: Path,
+                 bm25_language: str = "english") -> None:  # fmt: skip
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
         self.path = path
         self.index_root = index_root
+        self.bm25_tokenizer = Bm25Tokenizer(bm25_language)
         self._lexical: dict[str, tuple[float, LexicalIndex]] = {}
         chroma_settings = ChromaSettings(anonymized_telemetry=False)
         if settings.mode == "http":
@@ -141,10 +148,12 @@ class VectorStore:
         collection.modify(metadata={**(collection.metadata or {}), "chunking": signature})
 
     def lexical_index(self, collection: Any) -> LexicalIndex:
-        """The collection's BM25 sidecar, rebuilt from Chroma when missing or dirty."""
-        index = LexicalIndex(self.index_root / collection.name)
+        """The collection's BM25 sidecar, rebuilt from Chroma when missing, dirty or built
+        with another tokenizer (``bm25_language`` changed, or an older tokenizing scheme)."""
+        index = LexicalIndex(self.index_root / collection.name, self.bm25_tokenizer)
         # Another app instance may have changed a shared (http) Chroma: its revision tells.
-        if not index.is_usable() or index.revision() != (collection.metadata or {}).get("revision", ""):
+        revision = (collection.metadata or {}).get("revision", "")
+        if not index.is_usable(self.bm25_tokenizer) or index.revision() != revision:
             self.rebuild_lexical(collection)
         stamp = (index.folder / "ids.json").stat().st_mtime
         cached = self._lexical.get(collection.name)
@@ -172,7 +181,7 @@ class VectorStore:
         of other app instances sharing an http Chroma notice and rebuild too.
         """
         got = get_all(collection, ["documents", "metadatas"])
-        index = LexicalIndex(self.index_root / collection.name)
+        index = LexicalIndex(self.index_root / collection.name, self.bm25_tokenizer)
         revision = (collection.metadata or {}).get("revision", "")
         if bump:
             revision = uuid.uuid4().hex
@@ -206,7 +215,9 @@ class VectorStore:
         with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
             segments = [
                 row[0]
-                for row in db.execute("SELECT id FROM segments WHERE collection = ?", (collection_id,))
+                for row in db.execute(
+                    "SELECT id FROM segments WHERE collection = ?", (collection_id,)
+                )
             ]
             text_bytes = db.execute(
                 "SELECT COALESCE(SUM(LENGTH(string_value)), 0) FROM embedding_metadata "
@@ -246,7 +257,9 @@ class VectorStore:
     @staticmethod
     def chunk_texts(collection: Any, source: str, limit: int = 50) -> list[str]:
         """The stored chunk texts of one file, in order."""
-        got = collection.get(where={"source": source}, include=["documents", "metadatas"], limit=limit)
+        got = collection.get(
+            where={"source": source}, include=["documents", "metadatas"], limit=limit
+        )
         pairs = sorted(zip(got["ids"], got["documents"] or []))
         return [text for _, text in pairs]
 
@@ -282,8 +295,8 @@ def get_all(collection: Any, include: list[str], page: int = 5000) -> dict[str, 
     offset = 0
     while True:
         got = collection.get(include=include, limit=page, offset=offset)
-        for key in merged:
-            merged[key].extend(got[key] or [])
+        for key, values in merged.items():
+            values.extend(got[key] or [])
         if len(got["ids"]) < page:
             return merged
         offset += page

@@ -16,7 +16,8 @@ from indexing.retrieval import RETRIEVER_KINDS, RetrievedChunk
 
 
 def format_sources_markdown(sources: list[RetrievedChunk], snippet_chars: int = 220) -> str:
-    """Sources as a Markdown list: number, file name, page, heading and a snippet."""
+    """Sources as a Markdown list: number, file name, page, heading, other files holding the
+    same text, and a snippet."""
     if not sources:
         return ""
     lines = ["", "", "**Sources**", ""]
@@ -26,6 +27,8 @@ def format_sources_markdown(sources: list[RetrievedChunk], snippet_chars: int = 
             where += f", page {source.page}"
         if source.heading:
             where += f", {html.escape(source.heading)}"
+        if source.also_in:
+            where += ", also in " + ", ".join(f"`{name}`" for name in source.also_in_names)
         plain = re.sub(r"[#*_`>\[\]]+", " ", source.text)  # Markdown marks would render
         snippet = " ".join(plain.split())[:snippet_chars]
         lines.append(f"{number}. {where} (score {source.score:.2f}): _{html.escape(snippet)}…_")
@@ -49,7 +52,12 @@ def answer_events(
     """
     try:
         turn = chat.prepare(
-            message, mode=mode, collection=collection or None, k=int(k), retriever=retriever, flt=flt
+            message,
+            mode=mode,
+            collection=collection or None,
+            k=int(k),
+            retriever=retriever,
+            flt=flt,
         )
         text = ""
         for delta in chat.stream(turn, adapter=adapter):
@@ -63,7 +71,7 @@ def answer_events(
 def build_chat_tab(
     chat: ChatService,
     list_collections: Callable[[], list[str]],
-    list_adapters: Callable[[], list[str]] = lambda: [],
+    list_adapters: Callable[[], list[str]] = list,
 ) -> None:
     """Render the chat tab inside the current Blocks context."""
     collections = list_collections()
@@ -74,25 +82,36 @@ def build_chat_tab(
             collections, value=default or (collections[0] if collections else None),
             label="Collection", allow_custom_value=True,
         )  # fmt: skip
-        retriever = gr.Radio(
-            list(RETRIEVER_KINDS), value=chat.default_retriever, label="Retriever"
-        )
+        retriever = gr.Radio(list(RETRIEVER_KINDS), value=chat.default_retriever, label="Retriever")
         top_k = gr.Slider(1, 12, value=chat.prompting.top_k, step=1, label="Top-k sources")
     with gr.Row():
-        adapter = gr.Dropdown(["base", *list_adapters()], value="base", label="Answer with (model or adapter)")
+        adapter = gr.Dropdown(
+            ["base", *list_adapters()], value="base", label="Answer with (model or adapter)"
+        )
         refresh = gr.Button("Refresh lists", size="sm")
     refresh.click(
-        lambda: (gr.update(choices=["base", *list_adapters()]), gr.update(choices=list_collections())),
+        lambda: (
+            gr.update(choices=["base", *list_adapters()]),
+            gr.update(choices=list_collections()),
+        ),
         outputs=[adapter, collection],
     )
-    with gr.Accordion("Filters", open=False):
-        with gr.Row():
-            source_glob = gr.Textbox(label="Source path glob", placeholder="e.g. */docs/*.md")
-            file_types = gr.CheckboxGroup(["md", "pdf", "html", "txt"], label="File types")
-            tags = gr.Textbox(label="Tags (comma separated)")
+    with gr.Accordion("Filters", open=False), gr.Row():
+        source_glob = gr.Textbox(label="Source path glob", placeholder="e.g. */docs/*.md")
+        file_types = gr.CheckboxGroup(["md", "pdf", "html", "txt"], label="File types")
+        tags = gr.Textbox(label="Tags (comma separated)")
 
     def respond(
-        message: str, history: list, mode, collection, retriever, k, adapter, source_glob, file_types, tags
+        message: str,
+        history: list,
+        mode,
+        collection,
+        retriever,
+        k,
+        adapter,
+        source_glob,
+        file_types,
+        tags,
     ) -> Iterator[str]:
         flt = MetadataFilter(
             (source_glob or "").strip() or None,
@@ -106,7 +125,16 @@ def build_chat_tab(
 
     gr.ChatInterface(
         respond,
-        additional_inputs=[mode, collection, retriever, top_k, adapter, source_glob, file_types, tags],
+        additional_inputs=[
+            mode,
+            collection,
+            retriever,
+            top_k,
+            adapter,
+            source_glob,
+            file_types,
+            tags,
+        ],
         chatbot=gr.Chatbot(height=480, label="ragtune"),
         textbox=gr.Textbox(placeholder="Ask about your documents…", submit_btn=True),
         examples=None,
