@@ -5,13 +5,15 @@ position, and a file whose stored chunks are complete for its current hash is sk
 before anything is read or embedded. A changed file has its new chunks written first and
 its old ones deleted after, so an interrupted run never loses the previous version.
 A file that fails is reported with its reason and leaves the collection as it was.
+A file read only in part carries notices saying what was left out, and paths the folder
+walk passed over (symlinked folders, dangling links, ...) are listed in the report.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -20,9 +22,10 @@ from tqdm import tqdm
 
 from indexing.chunking import ChunkingConfig, chunk_documents
 from indexing.config import IndexingSettings
+from indexing.discovery import Discovery, PathNote, discover
 from indexing.embedding import Embedder
-from indexing.readers import FileRejected, check_file, load_documents
 from indexing.locks import collection_lock
+from indexing.readers import FileRejected, check_file, extract_file
 from indexing.store import StoreError, VectorStore
 
 Status = Literal["added", "updated", "skipped", "failed", "pruned"]
@@ -30,23 +33,25 @@ Status = Literal["added", "updated", "skipped", "failed", "pruned"]
 
 @dataclass
 class FileResult:
-    """The outcome for one file."""
+    """The outcome for one file; ``notices`` say what part of it was not indexed."""
 
     path: str
     status: Status
     chunks: int = 0
     reason: str = ""
+    notices: list[str] = field(default_factory=list)
 
 
 @dataclass
 class IngestReport:
-    """Everything an ingest run did, file by file."""
+    """Everything an ingest run did, file by file, and the paths the folder walk passed over."""
 
     collection: str
     files: list[FileResult] = field(default_factory=list)
     embedded: int = 0
     chunking: str = ""
     notices: list[str] = field(default_factory=list)
+    passed_over: list[PathNote] = field(default_factory=list)
 
     def count(self, status: Status) -> int:
         """How many files ended with ``status``."""
@@ -65,6 +70,7 @@ class IngestReport:
             "notices": self.notices,
             "summary": self.summary(),
             "files": [vars(f) for f in self.files],
+            "passed_over": [vars(p) for p in self.passed_over],
         }
 
 
@@ -75,24 +81,6 @@ def file_hash(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def discover(paths: Iterable[Path], extensions: list[str]) -> tuple[list[Path], list[FileResult]]:
-    """Files to ingest under ``paths`` (folders recursively), and the paths that are missing."""
-    wanted = {e.lower() for e in extensions}
-    files: list[Path] = []
-    missing: list[FileResult] = []
-    for path in paths:
-        if path.is_dir():
-            for candidate in sorted(path.rglob("*")):
-                hidden = any(part.startswith(".") for part in candidate.relative_to(path).parts)
-                if candidate.is_file() and not hidden and candidate.suffix.lower() in wanted:
-                    files.append(candidate.resolve())
-        elif path.is_file():
-            files.append(path.resolve())
-        else:
-            missing.append(FileResult(str(path), "failed", reason="no such file or folder"))
-    return list(dict.fromkeys(files)), missing
 
 
 class IngestPipeline:
@@ -129,7 +117,9 @@ class IngestPipeline:
             return self._ingest(paths, collection_name, prune=prune, tags=tags, chunking=chunking,
                                 show_progress=show_progress, on_file=on_file)  # fmt: skip
 
-    def _ingest(self, paths, collection_name, *, prune, tags, chunking, show_progress, on_file) -> IngestReport:
+    def _ingest(
+        self, paths, collection_name, *, prune, tags, chunking, show_progress, on_file
+    ) -> IngestReport:
         requested = chunking or self.default_chunking()
         collection = self.store.collection(
             collection_name,
@@ -142,7 +132,8 @@ class IngestPipeline:
         if not recorded:  # a collection from before chunking was recorded
             recorded = requested.signature()
             self.store.set_chunking(collection, recorded)
-        files, missing = discover(paths, self.settings.extensions)
+        found = discover(paths, self.settings.extensions)
+        files = found.files
         if chunking is not None and recorded != requested.signature():
             previous = sorted(self.store.sources(collection))
             report.notices.append(
@@ -155,17 +146,20 @@ class IngestPipeline:
         report.chunking = recorded
         config = ChunkingConfig.from_signature(recorded)
         tag_field = ",".join(["", *sorted(set(tags or [])), ""]) if tags else ""
-        report.files.extend(missing)
+        report.files.extend(FileResult(n.path, "failed", reason=n.reason) for n in found.failed)
+        report.passed_over = found.passed_over
         embedded_before = self.embedder.embedded_count
         was_clean = self.store.mark_changing(collection)
-        bar = tqdm(files, desc=f"ingest -> {collection_name}", unit="file", disable=not show_progress)
+        bar = tqdm(
+            files, desc=f"ingest -> {collection_name}", unit="file", disable=not show_progress
+        )
         for index, path in enumerate(bar, 1):
             result = self._ingest_file(collection, path, config, tag_field)
             report.files.append(result)
             if on_file:
                 on_file(index, len(files), result)
         if prune:
-            report.files.extend(self._prune(collection, paths, {str(f) for f in files}))
+            report.files.extend(self._prune(collection, found, {str(f) for f in files}))
         report.embedded = self.embedder.embedded_count - embedded_before
         changed = any(r.status in ("added", "updated", "pruned") for r in report.files)
         if changed or not was_clean:
@@ -186,8 +180,8 @@ class IngestPipeline:
             state = self.store.file_state(collection, source)
             if state.is_complete(digest, version):
                 return FileResult(source, "skipped", chunks=len(state.ids))
-            documents = load_documents(path, max_file_mb=self.settings.max_file_mb)
-            chunks = chunk_documents(documents, config, tokenizer=self.embedder.tokenize)
+            extraction = extract_file(path, max_file_mb=self.settings.max_file_mb)
+            chunks = chunk_documents(extraction.documents, config, tokenizer=self.embedder.tokenize)
             if not chunks:
                 raise FileRejected("no text content after chunking")
             ids = [_chunk_id(source, digest, i) for i in range(len(chunks))]
@@ -208,7 +202,8 @@ class IngestPipeline:
             embeddings = self.embedder.embed(texts)
             self.store.upsert(collection, ids, texts, embeddings, metadatas)
             self.store.delete_ids(collection, [i for i in state.ids if i not in set(ids)])
-            return FileResult(source, "updated" if state.ids else "added", chunks=len(chunks))
+            status = "updated" if state.ids else "added"
+            return FileResult(source, status, chunks=len(chunks), notices=extraction.notices)
         except FileRejected as exc:
             return FileResult(source, "failed", reason=str(exc))
         except OSError as exc:
@@ -229,11 +224,14 @@ class IngestPipeline:
         self.store.rebuild_lexical(collection, bump=True)
         return len(state.ids)
 
-    def _prune(self, collection, roots: list[Path], seen: set[str]) -> list[FileResult]:
-        folders = [str(r.resolve()) + os.sep for r in roots if r.is_dir()]
+    def _prune(self, collection, found: Discovery, seen: set[str]) -> list[FileResult]:
+        folders = [str(f) + os.sep for f in found.walked_folders]
+        unknown = [str(u) + os.sep for u in found.unlisted_folders]  # its files may still exist
         results = []
         for source in sorted(self.store.sources(collection)):
             if source in seen or not any(source.startswith(f) for f in folders):
+                continue
+            if any(source.startswith(u) for u in unknown):
                 continue
             state = self.store.file_state(collection, source)
             self.store.delete_ids(collection, state.ids)

@@ -2,11 +2,14 @@
 
 Every refusal is a ``FileRejected`` with a reason a person can act on (too large, empty,
 binary, not UTF-8, encrypted PDF, ...). The ingest pipeline records it against the file
-and carries on with the others.
+and carries on with the others. A file read only in part (PDF pages without a text layer
+or that fail to parse, hidden HTML elements left out) is read with a notice naming what
+was left out, which the pipeline reports beside the file.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from llama_index.core import Document
@@ -23,11 +26,26 @@ class FileRejected(Exception):
     """A file that cannot be ingested; ``str(exc)`` is the reason."""
 
 
-def load_documents(path: Path, *, max_file_mb: float) -> list[Document]:
-    """Read ``path`` into documents carrying ``source``, ``file_type`` and ``page`` metadata.
+@dataclass
+class Extraction:
+    """What was read from one file: its documents, and a notice for each part left out."""
 
-    PDFs give one document per page; Markdown and HTML give one document whose text is
-    Markdown, so the heading-aware parser can keep each chunk's heading path.
+    documents: list[Document]
+    notices: list[str] = field(default_factory=list)
+
+
+def load_documents(path: Path, *, max_file_mb: float) -> list[Document]:
+    """The documents of ``path`` without the notices; see ``extract_file``."""
+    return extract_file(path, max_file_mb=max_file_mb).documents
+
+
+def extract_file(path: Path, *, max_file_mb: float) -> Extraction:
+    """Read ``path`` into documents carrying ``file_type`` and ``page`` metadata.
+
+    PDFs give one document per page with text; Markdown and HTML give one document whose
+    text is Markdown, so the heading-aware parser can keep each chunk's heading path.
+    ``notices`` say in words what was not indexed (e.g. "no extractable text on pages 2-3
+    of 3 ..."). Raises ``FileRejected`` when nothing can be indexed.
     """
     check_file(path, max_file_mb=max_file_mb)
     suffix = path.suffix.lower()
@@ -35,14 +53,17 @@ def load_documents(path: Path, *, max_file_mb: float) -> list[Document]:
         return _read_pdf(path)
     text = normalize_text(_read_text(path))
     file_type = suffix.lstrip(".") or "txt"
+    notices: list[str] = []
     if suffix in HTML_SUFFIXES:
-        text = html_to_markdown(text)
+        text = normalize_text(html_to_markdown(text))  # again: entities such as &nbsp; decode here
+        # TODO(issue 15, kind 5): when indexing.html.convert_html exists, report
+        # `converted.hidden_removed` here as "N hidden HTML elements were not indexed".
         file_type = "html"
     elif suffix in MARKDOWN_SUFFIXES:
         file_type = "md"
     if not text.strip():
         raise FileRejected("no text content")
-    return [Document(text=text, metadata={"file_type": file_type})]
+    return Extraction([Document(text=text, metadata={"file_type": file_type})], notices)
 
 
 def check_file(path: Path, *, max_file_mb: float) -> None:
@@ -75,28 +96,55 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
-def _read_pdf(path: Path) -> list[Document]:
+def _read_pdf(path: Path) -> Extraction:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
     try:
         reader = PdfReader(str(path))
         if reader.is_encrypted and not reader.decrypt(""):
             raise FileRejected("encrypted PDF (password protected)")
-        pages = [
-            (number, normalize_text(page.extract_text() or "")) for number, page in enumerate(reader.pages, 1)
-        ]
+        pages = list(reader.pages)
     except FileRejected:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 (pypdf raises many kinds on damaged files)
         raise FileRejected(f"corrupt or unreadable PDF ({exc.__class__.__name__}: {exc})") from None
-    except Exception as exc:  # pypdf raises many kinds on damaged files
-        raise FileRejected(f"corrupt or unreadable PDF ({exc.__class__.__name__}: {exc})") from None
-    documents = [
-        Document(text=text, metadata={"file_type": "pdf", "page": number})
-        for number, text in pages
-        if text.strip()
-    ]
+    documents, blank, broken = [], [], {}
+    for number, page in enumerate(pages, 1):
+        try:
+            text = normalize_text(page.extract_text() or "")
+        except Exception as exc:  # noqa: BLE001 (one damaged page must not cost the others)
+            broken[number] = f"{exc.__class__.__name__}: {exc}"
+            continue
+        if text.strip():
+            documents.append(Document(text=text, metadata={"file_type": "pdf", "page": number}))
+        else:
+            blank.append(number)
     if not documents:
+        if broken:
+            first = next(iter(broken.values()))
+            raise FileRejected(f"corrupt or unreadable PDF ({first})")
         raise FileRejected("PDF has no extractable text (a scanned image?)")
-    return documents
+    notices = []
+    if blank:
+        notices.append(
+            f"no extractable text on {page_list(blank)} of {len(pages)} (scanned images? "
+            "OCR the PDF, e.g. with ocrmypdf, to index them)"
+        )
+    if broken:
+        notices.append(
+            f"{page_list(list(broken))} of {len(pages)} could not be parsed and "
+            f"{'was' if len(broken) == 1 else 'were'} not indexed ({next(iter(broken.values()))})"
+        )
+    return Extraction(documents, notices)
+
+
+def page_list(numbers: list[int]) -> str:
+    """Page numbers in words with runs folded: [2] -> "page 2", [2, 3, 5] -> "pages 2-3, 5"."""
+    runs: list[list[int]] = []
+    for number in sorted(numbers):
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    parts = [f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs]
+    return ("page " if len(numbers) == 1 else "pages ") + ", ".join(parts)

@@ -135,11 +135,18 @@ def ingest(
         for result in report.files:
             if result.status == "failed":
                 typer.echo(f"failed: {result.path}: {result.reason}", err=True)
+            for notice in result.notices:
+                typer.echo(f"notice: {result.path}: {notice}", err=True)
+        for note in report.passed_over:
+            typer.echo(f"passed over: {note.path}: {note.reason}", err=True)
         counts = report.summary()
+        noticed = sum(1 for r in report.files if r.notices)
         typer.echo(
             f"{report.collection}: added {counts['added']}, updated {counts['updated']}, "
             f"skipped {counts['skipped']}, failed {counts['failed']}, pruned {counts['pruned']}; "
             f"embeddings computed: {counts['embedded_chunks']}"
+            + (f"; {noticed} file(s) read in part (see notices)" if noticed else "")
+            + (f"; {len(report.passed_over)} path(s) passed over" if report.passed_over else "")
         )
     raise typer.Exit(1 if report.count("failed") else 0)
 

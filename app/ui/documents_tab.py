@@ -17,9 +17,9 @@ from app.settings import Settings
 from app.ui.upload_field import NamedUploads
 from app.uploads import UploadError, copy_local, display_name
 from indexing.chunking import STRATEGIES, ChunkingConfig
-from indexing.pipeline import IngestPipeline
+from indexing.pipeline import IngestPipeline, IngestReport
 
-SUMMARY_COLUMNS = ["file", "status", "chunks", "reason"]
+SUMMARY_COLUMNS = ["file", "status", "chunks", "reason", "notices"]
 
 
 def ingest_files(pipeline: IngestPipeline, settings: Settings, uploads: list[str | tuple[str, str]] | None, folder: str,
@@ -36,7 +36,7 @@ def ingest_files(pipeline: IngestPipeline, settings: Settings, uploads: list[str
             paths.append(copy_local(Path(path), collection, settings.uploads_dir, name=name,
                                     allowed=settings.api.upload_types, max_mb=settings.api.max_upload_mb))  # fmt: skip
         except UploadError as exc:
-            rows.append([display_name(name), "failed", 0, str(exc)])
+            rows.append([display_name(name), "failed", 0, str(exc), ""])
     if (folder or "").strip():
         paths.append(Path(folder.strip()).expanduser())
     if not paths:
@@ -50,11 +50,23 @@ def ingest_files(pipeline: IngestPipeline, settings: Settings, uploads: list[str
     report = pipeline.ingest(paths, collection, chunking=ChunkingConfig(chunking, s.chunk_size, s.chunk_overlap),
                              show_progress=False, on_file=on_file)  # fmt: skip
     refused = len(rows)
-    rows += [[Path(r.path).name, r.status, r.chunks, r.reason] for r in report.files]
+    rows += [
+        [Path(r.path).name, r.status, r.chunks, r.reason, "; ".join(r.notices)]
+        for r in report.files
+    ]
+    rows += [[n.path, "passed over", 0, n.reason, ""] for n in report.passed_over]
     c = report.summary()
     return (f"**{collection}**: added {c['added']}, updated {c['updated']}, skipped {c['skipped']}, "
             f"failed {c['failed'] + refused}; embeddings computed: {c['embedded_chunks']}. "
-            + " ".join(report.notices)), rows  # fmt: skip
+            + " ".join(report.notices) + "".join(f"\n\n{line}" for line in _partial_lines(report))), rows  # fmt: skip
+
+
+def _partial_lines(report: IngestReport) -> list[str]:
+    """One line per file read in part and one for the paths a folder walk passed over."""
+    lines = [f"⚠️ {Path(r.path).name}: {n}." for r in report.files for n in r.notices]
+    if report.passed_over:
+        lines.append(f"{len(report.passed_over)} path(s) passed over (see the table).")
+    return lines
 
 
 def build_documents_tab(pipeline: Callable[[], IngestPipeline], settings: Settings,
