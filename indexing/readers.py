@@ -20,6 +20,9 @@ from indexing.normalize import normalize_text
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
 PDF_SUFFIXES = {".pdf"}
+# A page with images and fewer visible characters of text than this is taken for a scan
+# whose text layer holds only a page number, stamp or header.
+SCAN_TEXT_CHARS = 20
 
 
 class FileRejected(Exception):
@@ -108,17 +111,19 @@ def _read_pdf(path: Path) -> Extraction:
         raise
     except Exception as exc:  # noqa: BLE001 (pypdf raises many kinds on damaged files)
         raise FileRejected(f"corrupt or unreadable PDF ({exc.__class__.__name__}: {exc})") from None
-    documents, blank, broken = [], [], {}
+    documents, blank, scanned, broken = [], [], {}, {}
     for number, page in enumerate(pages, 1):
         try:
             text = normalize_text(page.extract_text() or "")
         except Exception as exc:  # noqa: BLE001 (one damaged page must not cost the others)
             broken[number] = f"{exc.__class__.__name__}: {exc}"
             continue
-        if text.strip():
-            documents.append(Document(text=text, metadata={"file_type": "pdf", "page": number}))
-        else:
+        if not text.strip():
             blank.append(number)
+            continue
+        documents.append(Document(text=text, metadata={"file_type": "pdf", "page": number}))
+        if _looks_scanned(page, text):
+            scanned[number] = " ".join(text.split())
     if not documents:
         if broken:
             first = next(iter(broken.values()))
@@ -130,12 +135,29 @@ def _read_pdf(path: Path) -> Extraction:
             f"no extractable text on {page_list(blank)} of {len(pages)} (scanned images? "
             "OCR the PDF, e.g. with ocrmypdf, to index them)"
         )
+    if scanned:
+        example = next(iter(scanned.values()))
+        notices.append(
+            f"almost no extractable text on {page_list(list(scanned))} of {len(pages)}: images "
+            f"with only a few characters of text (e.g. {example!r}), probably scanned; OCR "
+            "the PDF, e.g. with ocrmypdf, to index them"
+        )
     if broken:
         notices.append(
             f"{page_list(list(broken))} of {len(pages)} could not be parsed and "
             f"{'was' if len(broken) == 1 else 'were'} not indexed ({next(iter(broken.values()))})"
         )
     return Extraction(documents, notices)
+
+
+def _looks_scanned(page, text: str) -> bool:
+    """Images beside fewer than ``SCAN_TEXT_CHARS`` non-space characters of text."""
+    if len("".join(text.split())) >= SCAN_TEXT_CHARS:
+        return False
+    try:
+        return len(page.images) > 0
+    except Exception:  # noqa: BLE001 (a damaged image list only costs the hint)
+        return False
 
 
 def page_list(numbers: list[int]) -> str:

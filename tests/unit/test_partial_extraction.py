@@ -54,6 +54,40 @@ def walk_tree(tmp_path):
     return root
 
 
+def scan_pdf(path, pages: list[tuple[str, bool]]):
+    """A PDF whose pages have one line of text each, and a full-page image where asked."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b""]
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")  # 3
+    objects.append(
+        b"<< /Type /XObject /Subtype /Image /Width 1 /Height 1 /ColorSpace /DeviceGray "
+        b"/BitsPerComponent 8 /Length 1 >>\nstream\n\x80\nendstream"
+    )  # 4
+    kids = []
+    for text, image in pages:
+        draw = "q 500 0 0 700 50 50 cm /Im1 Do Q " if image else ""
+        content = f"{draw}BT /F1 9 Tf 72 20 Td ({text}) Tj ET".encode()
+        objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {len(objects)} 0 R "
+            f"/Resources << /Font << /F1 3 0 R >> /XObject << /Im1 4 0 R >> >> >>".encode()
+        )
+        kids.append(f"{len(objects)} 0 R")
+    objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>".encode()
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
+    path.write_bytes(bytes(out))
+    return path
+
+
 def _reasons(notes) -> dict[str, str]:
     return {os.path.basename(n.path): n.reason for n in notes}
 
@@ -74,6 +108,21 @@ def test_an_empty_middle_page_is_named(tmp_path):
     assert [d.metadata["page"] for d in extraction.documents] == [1, 3]
     hint = "(scanned images? OCR the PDF, e.g. with ocrmypdf, to index them)"
     assert extraction.notices == [f"no extractable text on pages 2, 4-5 of 5 {hint}"]
+
+
+def test_scanned_pages_whose_text_layer_is_only_a_page_number_are_named(tmp_path):
+    pdf = scan_pdf(tmp_path / "stamped.pdf", [
+        ("A typed page about the grommet line and its weekly checks.", False),
+        ("- 2 -", True),
+        ("Figure 3: the grommet press after its weekly cleaning", True),  # a figure, captioned
+        ("Page 4", True),
+    ])  # fmt: skip
+    extraction = extract_file(pdf, max_file_mb=5)
+    assert [d.metadata["page"] for d in extraction.documents] == [1, 2, 3, 4]  # nothing dropped
+    (notice,) = extraction.notices
+    assert (
+        notice.startswith("almost no extractable text on pages 2, 4 of 4") and "'- 2 -'" in notice
+    )
 
 
 def test_a_page_that_fails_to_parse_is_skipped_with_a_notice(tmp_path, monkeypatch):
