@@ -1,9 +1,11 @@
-"""Split documents into chunks with llama-index node parsers.
+"""Split documents into chunks: sections from the Markdown parser, then sentence windows.
 
-Markdown (and HTML, which the reader turns into Markdown) is first split at headings so
-that each chunk keeps its heading path; every piece is then cut into sentence-aware
-windows of ``chunk_size`` tokens with ``chunk_overlap`` tokens of overlap. Token counts
-use the embedder's own tokenizer, so a chunk never silently overflows the embedder.
+Markdown (and HTML, which the reader turns into Markdown) is first cut at its headings by
+a CommonMark parser (``indexing.markdown``), so a ``#`` line in a code fence is never a
+heading; every section is then cut into sentence-aware windows of ``chunk_size`` tokens
+with ``chunk_overlap`` tokens of overlap (llama-index's SentenceSplitter), and every
+window of a section carries the section's full heading path. Token counts use the
+embedder's own tokenizer, so a chunk never silently overflows the embedder.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from llama_index.core import Document
-from llama_index.core.node_parser import MarkdownNodeParser, SentenceSplitter
+from llama_index.core.node_parser import SentenceSplitter
 
+from indexing.markdown import Section, sections
 
 STRATEGIES = ("structure", "sentence")
 
@@ -57,9 +60,17 @@ def chunk_documents(
     *,
     tokenizer: Callable[[str], list] | None = None,
 ) -> list[Chunk]:
-    """Chunks of ``documents`` in reading order, with ``heading`` and ``page`` where known."""
+    """Chunks of ``documents`` in reading order, with ``heading`` and ``page`` where known.
+
+    ``heading`` is the section's path, e.g. ``Guide > Install > From source``; a Markdown
+    document's ``title`` metadata (from its front matter) roots the path when the text has
+    no level-1 heading. Each chunk's text is at most ``chunk_size`` tokens of ``tokenizer``.
+    Raises ``ValueError`` for an unknown strategy.
+    """
     if config.strategy not in STRATEGIES:
-        raise ValueError(f"unknown chunking strategy {config.strategy!r}; use {', '.join(STRATEGIES)}")
+        raise ValueError(
+            f"unknown chunking strategy {config.strategy!r}; use {', '.join(STRATEGIES)}"
+        )
     splitter = SentenceSplitter(
         chunk_size=config.chunk_size,
         chunk_overlap=min(config.chunk_overlap, config.chunk_size // 2),
@@ -67,34 +78,22 @@ def chunk_documents(
     )
     if config.strategy == "sentence" and len(documents) > 1:
         joined = "\n\n".join(d.text for d in documents)
-        documents = [Document(text=joined, metadata={"file_type": documents[0].metadata["file_type"]})]
-    markdown = MarkdownNodeParser()
+        documents = [
+            Document(text=joined, metadata={"file_type": documents[0].metadata["file_type"]})
+        ]
     chunks: list[Chunk] = []
     for document in documents:
-        if config.strategy == "structure" and document.metadata.get("file_type") in {"md", "html"}:
-            sections = markdown.get_nodes_from_documents([document])
+        base = {k: v for k, v in document.metadata.items() if k in {"file_type", "page"}}
+        if config.strategy == "structure" and base.get("file_type") in {"md", "html"}:
+            title = document.metadata.get("title")
+            parts = sections(document.text, title=str(title) if title else None)
         else:
-            sections = [document]
-        for section in splitter.get_nodes_from_documents(sections):
-            text = section.get_content().strip()
-            if not text:
-                continue
-            metadata = {
-                key: value
-                for key, value in section.metadata.items()
-                if key in {"file_type", "page"}
-            }
-            heading = _heading(section.metadata.get("header_path", ""), text)
-            if heading:
-                metadata["heading"] = heading
-            chunks.append(Chunk(text=text, metadata=metadata))
+            parts = [Section((), document.text)]
+        for part in parts:
+            heading = " > ".join(part.path)
+            for piece in splitter.split_text(part.text):
+                text = piece.strip()
+                if text:
+                    metadata = {**base, "heading": heading} if heading else dict(base)
+                    chunks.append(Chunk(text=text, metadata=metadata))
     return chunks
-
-
-def _heading(header_path: str, text: str) -> str:
-    """The heading path of a Markdown section, e.g. ``Install > From source``."""
-    parts = [part for part in header_path.strip("/").split("/") if part]
-    first = text.splitlines()[0] if text else ""
-    if first.startswith("#"):
-        parts.append(first.lstrip("#").strip())
-    return " > ".join(parts)

@@ -15,6 +15,7 @@ from pathlib import Path
 from llama_index.core import Document
 
 from indexing.html import html_to_markdown
+from indexing.markdown import split_front_matter
 from indexing.normalize import normalize_text
 
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
@@ -57,6 +58,7 @@ def extract_file(path: Path, *, max_file_mb: float) -> Extraction:
     text = normalize_text(_read_text(path))
     file_type = suffix.lstrip(".") or "txt"
     notices: list[str] = []
+    title = None
     if suffix in HTML_SUFFIXES:
         text = normalize_text(html_to_markdown(text))  # again: entities such as &nbsp; decode here
         # TODO(issue 15, kind 5): when indexing.html.convert_html exists, report
@@ -64,9 +66,12 @@ def extract_file(path: Path, *, max_file_mb: float) -> Extraction:
         file_type = "html"
     elif suffix in MARKDOWN_SUFFIXES:
         file_type = "md"
+        front = split_front_matter(text)  # front matter is metadata, not body (issue 15, kind 4)
+        text, title, notices = front.body, front.title, [front.notice] if front.notice else []
     if not text.strip():
         raise FileRejected("no text content")
-    return Extraction([Document(text=text, metadata={"file_type": file_type})], notices)
+    metadata = {"file_type": file_type, **({"title": title} if title else {})}
+    return Extraction([Document(text=text, metadata=metadata)], notices)
 
 
 def check_file(path: Path, *, max_file_mb: float) -> None:
