@@ -77,24 +77,26 @@ class _Ink:
 
 
 def _walk(soup: BeautifulSoup, styles: dict[int, Style]) -> int:
-    removed = 0
-    stack: list[tuple[Tag, _Ink]] = [(soup, _Ink())]
+    """Drop hidden boxes and unseen text; count the hiding elements that cost some text."""
+    boxes, hiders = 0, set()  # hiders: elements whose inherited style hid text under them
+    stack: list[tuple[Tag, _Ink, Tag | None]] = [(soup, _Ink(), None)]
     while stack:
-        tag, outer = stack.pop()
+        tag, outer, hider = stack.pop()
         style = styles.get(id(tag), {})
         if tag is not soup and _box_hidden(tag, style):
-            removed += bool(tag.get_text().strip())
+            boxes += bool(tag.get_text().strip())
             tag.decompose()
             continue
         ink = _inherit(outer, style)
-        if ink.unseen() and not outer.unseen() and tag.get_text().strip():
-            removed += 1
+        hider = (hider if outer.unseen() else tag) if ink.unseen() else None
         for child in list(tag.children):
             if isinstance(child, Tag):
-                stack.append((child, ink))
-            elif ink.unseen():
+                stack.append((child, ink, hider))
+            elif hider is not None:
+                if child.strip():
+                    hiders.add(id(hider))
                 child.extract()
-    return removed
+    return boxes + len(hiders)
 
 
 def _box_hidden(tag: Tag, style: Style) -> bool:
