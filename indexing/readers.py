@@ -14,7 +14,7 @@ from pathlib import Path
 
 from llama_index.core import Document
 
-from indexing.html import html_to_markdown
+from indexing.html import convert_html
 from indexing.markdown import split_front_matter
 from indexing.normalize import normalize_text
 
@@ -60,9 +60,11 @@ def extract_file(path: Path, *, max_file_mb: float) -> Extraction:
     notices: list[str] = []
     title = None
     if suffix in HTML_SUFFIXES:
-        text = normalize_text(html_to_markdown(text))  # again: entities such as &nbsp; decode here
-        # TODO(issue 15, kind 5): when indexing.html.convert_html exists, report
-        # `converted.hidden_removed` here as "N hidden HTML elements were not indexed".
+        converted = convert_html(text)
+        text = normalize_text(converted.text)  # again: entities such as &nbsp; decode here
+        if converted.hidden_removed:
+            n = converted.hidden_removed
+            notices.append(f"{n} hidden HTML element{'s were' if n > 1 else ' was'} not indexed")
         file_type = "html"
     elif suffix in MARKDOWN_SUFFIXES:
         file_type = "md"

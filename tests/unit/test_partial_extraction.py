@@ -151,6 +151,31 @@ def test_a_whole_text_file_has_no_notices(tmp_path):
     assert extract_file(note, max_file_mb=5).notices == []
 
 
+def test_handed_hidden_html_reports_what_was_left_out():
+    extraction = extract_file(CASES / "hidden.html", max_file_mb=5)
+    assert extraction.notices == ["6 hidden HTML elements were not indexed"]
+
+
+@pytest.mark.parametrize(
+    ("html", "notices"),
+    [
+        (
+            '<p>Shown.</p><p hidden>a</p><div style="display:none">b</div><i aria-hidden="true">c</i>',
+            ["3 hidden HTML elements were not indexed"],
+        ),
+        (
+            "<style>.x{display:none}</style><p>Shown.</p><p class=x>gone</p><script>s</script><!--c-->",
+            ["1 hidden HTML element was not indexed"],
+        ),
+        ("<p>All visible.</p><script>var a</script><template>t</template>", []),
+    ],
+)
+def test_hidden_html_elements_are_counted_in_a_notice(tmp_path, html, notices):
+    page = tmp_path / "page.html"
+    page.write_text(html)
+    assert extract_file(page, max_file_mb=5).notices == notices
+
+
 def test_page_lists_fold_runs():
     assert page_list([2]) == "page 2"
     assert page_list([3, 2]) == "pages 2-3"
