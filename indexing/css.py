@@ -156,23 +156,44 @@ def _declarations(parsed) -> list[Declaration]:
     return found
 
 
-def _rules(nodes) -> list[Rule]:
+def _rules(nodes, parent: list[list] | None = None) -> list[Rule]:
+    """Style rules in source order; ``parent`` is the selector list of an enclosing rule."""
     rules: list[Rule] = []
     for node in nodes:
         if node.type == "qualified-rule":
-            selectors = _split_commas(node.prelude)
+            selectors = [_nested(s, parent) for s in _split_commas(node.prelude)]
             try:
                 for selector in selectors:
                     list(cssselect2.parser.parse(selector))
             except cssselect2.SelectorError:
                 continue
-            body = tinycss2.parse_blocks_contents(node.content, skip_comments=True,
-                                                  skip_whitespace=True)  # fmt: skip
-            rules.append(Rule(tuple(selectors), tuple(_declarations(body))))
+            rules.extend(_style_rule(selectors, node.content))
         elif node.type == "at-rule" and node.content is not None and _block_applies(node):
-            inner = tinycss2.parse_rule_list(node.content, skip_comments=True, skip_whitespace=True)
-            rules.extend(_rules(inner))
+            if parent is None:
+                inner = tinycss2.parse_rule_list(node.content, skip_comments=True,
+                                                 skip_whitespace=True)  # fmt: skip
+                rules.extend(_rules(inner))
+            else:  # an at-rule nested in a style rule holds declarations for that rule
+                rules.extend(_style_rule(parent, node.content))
     return rules
+
+
+def _style_rule(selectors: list[list], content: list) -> list[Rule]:
+    """A rule's declarations, then the rules nested in it (CSS Nesting)."""
+    body = tinycss2.parse_blocks_contents(content, skip_comments=True, skip_whitespace=True)
+    nested = [node for node in body if node.type != "declaration"]
+    return [Rule(tuple(selectors), tuple(_declarations(body))), *_rules(nested, selectors)]
+
+
+def _nested(selector: list, parent: list[list] | None) -> list:
+    """A nested selector made whole: ``&`` stands for the parent, else it is a descendant."""
+    if parent is None:
+        return selector
+    outer = ":is(" + ", ".join(tinycss2.serialize(p).strip() for p in parent) + ")"
+    pieces = [outer if t.type == "literal" and t.value == "&" else tinycss2.serialize([t])
+              for t in selector]  # fmt: skip
+    text = "".join(pieces).strip()
+    return tinycss2.parse_component_value_list(text if outer in pieces else f"{outer} {text}")
 
 
 def _block_applies(rule) -> bool:

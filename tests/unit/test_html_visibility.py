@@ -63,6 +63,8 @@ HIDDEN = {
     "transform scale(0)": "<p style='transform: scale(0)'>CANARY</p>",
     "content-visibility hidden": "<p style='content-visibility: hidden'>CANARY</p>",
     "important beats inline": "<style>p.k { display: none !important }</style><p class='k' style='display: block'>CANARY</p>",
+    "CSS nesting": "<style>.card { & .x { display: none } }</style><div class='card'><p class='x'>CANARY</p></div>",
+    "@media nested in a rule": "<style>.a { @media screen { opacity: 0 } }</style><p class='a'>CANARY</p>",
     "screen media query": "<style>@media screen and (min-width: 600px) { .b { display: none } }</style><p class='b'>CANARY</p>",
     "hidden attribute": "<div hidden>CANARY</div>",
     "aria-hidden": "<span aria-hidden='true'>CANARY</span>",
