@@ -89,8 +89,9 @@ def sections(text: str, *, title: str | None = None) -> list[Section]:
     own (``("Guide", "Install", "From source")``); text before the first heading has the
     empty path. ``title`` (e.g. from front matter) becomes the root of every path when
     the text has no level-1 heading of its own. Headings inside block quotes or lists do
-    not cut the text. Line endings should already be LF.
+    not cut the text.
     """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # as the parser counts lines
     lines = text.split("\n")
     tokens = _parser().parse(text)
     starts: list[tuple[int, int, str]] = []  # (line, level, title)

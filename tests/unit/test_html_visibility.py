@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from indexing.html import HtmlText, convert_html, html_to_markdown
 from indexing.readers import load_documents
@@ -119,3 +121,17 @@ def test_page_text_cannot_fake_markdown_structure():
 def test_deeply_nested_page_does_not_overflow_the_stack():
     text = html_to_markdown("<div>" * 5000 + "deep text" + "</div>" * 5000)
     assert text == "deep text"
+
+
+HTML_PIECES = ["<style>", "</style>", "<p>", "</p>", "<div style='", "'>", "{", "}", ":", ";",
+               "display", "none", "color", "#fff", "rgb(", ")", "@media", "screen", "<h2>",
+               "</h2>", "&", "::", "[", "]", "!important", "<!--", "-->", "<pre>", "`", "#",
+               "\n", " ", "text", "font", "0/0", "clip", "rect(", ",", "calc(", "var(--x)",
+               "%", "-9999px", "<br>", "<td>", "<li>", "oklch(", "\\", "url(", "scale(0)"]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(HTML_PIECES), max_size=60).map("".join))
+def test_any_markup_converts_without_error(html):
+    converted = convert_html(html)
+    assert converted.hidden_removed >= 0 and isinstance(converted.text, str)

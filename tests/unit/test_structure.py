@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from indexing.chunking import ChunkingConfig, chunk_documents
 from indexing.markdown import sections, split_front_matter
@@ -132,3 +134,17 @@ def test_html_headings_keep_their_full_path_in_every_chunk(tmp_path, embedder):
     restore = [c for c in chunks if "newest copy" in c.text]
     assert restore[0].metadata["heading"] == "Admin manual > Restore"
     assert max(len(embedder.tokenize(c.text)) for c in chunks) <= 64
+
+
+MARKDOWN_PIECES = ["---\n", "```\n", "~~~\n", "````\n", "   ", "    ", "# ", "## ", "word\n", "===\n",
+                   "\n", "> ", "- ", "title: x\n", "[a]", "<div>\n", "\t", "\r\n", "\r"]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(MARKDOWN_PIECES), max_size=40).map("".join))
+def test_sections_lose_and_repeat_nothing(text):
+    front = split_front_matter(text)
+    found = sections(front.body, title="T")
+    lines = [line for line in "\n".join(s.text for s in found).splitlines() if line.strip()]
+    assert lines == [line for line in front.body.splitlines() if line.strip()]
+    assert all(section.path and section.path[0] for section in found if section.path)
