@@ -32,7 +32,9 @@ NO_LANGUAGE = "none"
 _BIGRAM_SCRIPTS = (
     r"[[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\u30FC]&&\w]"
 )
-_TOKEN = regex.compile(rf"(?V1)(?P<run>{_BIGRAM_SCRIPTS}+)|[\w--{_BIGRAM_SCRIPTS}]{{2,}}")
+_WORD_RUN = regex.compile(r"\w+")
+# Splits a non-ASCII run of word characters into bigram-script runs and words.
+_SCRIPT_SPLIT = regex.compile(rf"(?V1)({_BIGRAM_SCRIPTS}+)|([\w--{_BIGRAM_SCRIPTS}]{{2,}})")
 # PyStemmer algorithm -> bm25s stop-word list (languages bm25s has no list for get none).
 _STOPWORD_LISTS = {
     "english": "EN", "porter": "EN", "danish": "DANISH", "dutch": "DUTCH", "dutch_porter": "DUTCH",
@@ -115,15 +117,19 @@ class Bm25Tokenizer:
         stop = _stop_words(self.language)
         terms: list[str] = []
         words: list[str] = []
-        for match in _TOKEN.finditer(normalize_text(text).lower()):
-            run = match.group("run")
-            if run is None:
-                if match.group() not in stop:
-                    words.append(match.group())
-            elif len(run) == 1:
-                terms.append(run)
-            else:
-                terms.extend(run[i : i + 2] for i in range(len(run) - 1))
+        for run in _WORD_RUN.findall(normalize_text(text).lower()):
+            if run.isascii():  # the common case, without the slower script split
+                if len(run) > 1 and run not in stop:
+                    words.append(run)
+                continue
+            for script_run, word in _SCRIPT_SPLIT.findall(run):
+                if word:
+                    if word not in stop:
+                        words.append(word)
+                elif len(script_run) == 1:
+                    terms.append(script_run)
+                else:
+                    terms.extend(script_run[i : i + 2] for i in range(len(script_run) - 1))
         return self._stem(words) + terms
 
     def tokenize_many(self, texts: list[str]) -> list[list[str]]:

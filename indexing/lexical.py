@@ -172,8 +172,9 @@ class LexicalIndex:
 
     def distinct(self, mask: np.ndarray | None = None) -> int:
         """How many different texts the chunks passing ``mask`` hold."""
-        groups = self._groups if mask is None else self._groups[mask > 0]
-        return int(np.unique(groups).size)
+        if mask is None:
+            return len(self._members)
+        return int(np.unique(self._groups[mask > 0]).size)
 
     def key_of(self, chunk_id: str, text: str | None = None) -> str:
         """The text key of a chunk: from the snapshot, else computed from ``text`` if given."""

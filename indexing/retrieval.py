@@ -128,10 +128,10 @@ class _Base:
         return _Scope(query, chroma, lexical, mask)
 
     @staticmethod
-    def _first_fetch(scope: _Scope, want: int) -> int:
+    def _first_fetch(scope: _Scope, want: int, distinct: int) -> int:
         """Hits to ask for first: ``want``, twice that when the allowed chunks repeat texts."""
         allowed = len(scope.lexical.ids) if scope.mask is None else int(scope.mask.sum())
-        return want if scope.lexical.distinct(scope.mask) == allowed else 2 * want
+        return want if distinct == allowed else 2 * want
 
     def _dense(self, scope: _Scope, n: int) -> list[RetrievedChunk]:
         lexical, mask = scope.lexical, scope.mask
@@ -141,8 +141,9 @@ class _Base:
         restrict = allowed if allowed is not None and len(allowed) <= MAX_ID_FILTER else None
         keep = set(allowed) if allowed is not None and restrict is None else None
         pool = len(restrict) if restrict is not None else len(lexical.ids)
-        want = min(n, lexical.distinct(mask))
-        fetch = self._first_fetch(scope, want) * (20 if keep is not None else 1)
+        distinct = lexical.distinct(mask)
+        want = min(n, distinct)
+        fetch = self._first_fetch(scope, want, distinct) * (20 if keep is not None else 1)
         embedding = self.embedder.embed_query(scope.query)
         while True:
             fetch = min(fetch, pool)
@@ -164,8 +165,9 @@ class _Base:
 
     def _bm25(self, scope: _Scope, n: int) -> list[RetrievedChunk]:
         lexical = scope.lexical
-        want = min(n, lexical.distinct(scope.mask))
-        fetch = self._first_fetch(scope, want)
+        distinct = lexical.distinct(scope.mask)
+        want = min(n, distinct)
+        fetch = self._first_fetch(scope, want, distinct)
         while True:
             hits = lexical.search(scope.query, fetch, scope.mask)
             best: dict[str, tuple[str, float]] = {}
