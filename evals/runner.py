@@ -103,7 +103,8 @@ def _answer(runner, variant, suite, item: Item, result: ItemResult, embed) -> No
     deltas = list(runner.stream(variant, turn))
     latency = time.perf_counter() - started
     result.answer = "".join(deltas).strip()
-    result.sources = [{"source": s.source, "page": s.page, "score": s.score} for s in turn.sources]
+    result.sources = [{"source": s.source, "page": s.page, "score": s.score, "also_in": s.also_in}
+                      for s in turn.sources]  # fmt: skip
     if suite.kind == "classification":
         predicted = parse_label(result.answer, suite.labels)
         result.scores = {"accuracy": float(predicted == item.label), "latency_s": latency}
@@ -116,7 +117,7 @@ def _answer(runner, variant, suite, item: Item, result: ItemResult, embed) -> No
         vectors = embed([result.answer, item.reference])
         scores["embedding_similarity"] = float(vectors[0] @ vectors[1])
     if item.relevant and turn.sources:
-        ranked = dedupe([s.source for s in turn.sources])
+        ranked = dedupe([name for s in turn.sources for name in (s.source, *s.also_in)])  # a shared text's files
         hits = {s for s in ranked if any(matches(s, label) for label in item.relevant)}
         scores.update({"hit@1": hit_at_k(ranked, hits, 1), "hit@4": hit_at_k(ranked, hits, 4),
                        "mrr": mrr_at_k(ranked, hits, 10)})  # fmt: skip

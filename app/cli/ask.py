@@ -130,3 +130,5 @@ def print_sources(sources) -> None:
         page = f", page {source.page}" if source.page else ""
         heading = f" - {source.heading}" if source.heading else ""
         typer.echo(f"  [{number}] {source.source}{page}{heading} (score {source.score:.3f})")
+        if source.also_in:
+            typer.echo(f"      also in: {', '.join(source.also_in)}")
