@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from app.generation.base import GenerationParams, Generator
+from app.generation.repetition import RepetitionGuard
 from app.prompting import Demonstration, Mode, build_messages, load_demonstrations
 from app.settings import PromptingSettings
 from indexing.lexical import MetadataFilter
@@ -71,6 +72,7 @@ class ChatService:
         params: GenerationParams,
         default_collection: str,
         default_retriever: str = "hybrid",
+        guard: RepetitionGuard | None = None,
     ) -> None:
         self.generator = generator
         self.retrievers = retrievers
@@ -78,6 +80,7 @@ class ChatService:
         self.prompting = prompting
         self.params = params
         self.default_collection = default_collection
+        self.guard = guard
 
     @cached_property
     def demonstrations(self) -> list[Demonstration]:
@@ -132,8 +135,9 @@ class ChatService:
         return PreparedTurn(question, mode, messages, sources)
 
     def stream(self, turn: PreparedTurn, *, adapter: str | None = None) -> Iterator[str]:
-        """Text deltas of the answer to a prepared turn."""
-        return self.generator.stream(turn.messages, adapter=adapter, params=self.params)
+        """Text deltas of the answer to a prepared turn, ended early if it starts to loop."""
+        deltas = self.generator.stream(turn.messages, adapter=adapter, params=self.params)
+        return self.guard.guard(deltas) if self.guard else deltas
 
     def answer(self, question: str, *, adapter: str | None = None, **kwargs) -> Answer:
         """Answer in one call (CLI, batch use)."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from app.chat import ChatService
 from app.generation.base import GenerationParams, Generator
+from app.generation.repetition import RepetitionGuard
 from app.settings import Settings
 from indexing.embedding import Embedder
 from indexing.pipeline import IngestPipeline
@@ -60,9 +61,23 @@ def build_generator(settings: Settings) -> Generator:
 
 
 def generation_params(settings: Settings) -> GenerationParams:
-    """Default sampling parameters from the settings."""
+    """Default sampling parameters from the settings; penalties that are on go in ``extra``."""
     g = settings.generator
-    return GenerationParams(temperature=g.temperature, max_tokens=g.max_tokens, seed=g.seed)
+    neutral = {"frequency_penalty": 0.0, "presence_penalty": 0.0, "repetition_penalty": 1.0}
+    extra = {name: getattr(g, name) for name, off in neutral.items() if getattr(g, name) != off}
+    return GenerationParams(
+        temperature=g.temperature, max_tokens=g.max_tokens, seed=g.seed, extra=extra or None
+    )
+
+
+def repetition_guard(settings: Settings) -> RepetitionGuard | None:
+    """The loop guard of chat answers; None when ``generator.loop_guard_min_distinct`` is 0."""
+    g = settings.generator
+    if g.loop_guard_min_distinct <= 0:
+        return None
+    return RepetitionGuard(
+        ngram=g.loop_guard_ngram, window=g.loop_guard_window, min_distinct=g.loop_guard_min_distinct
+    )
 
 
 def build_store(settings: Settings) -> VectorStore:
@@ -104,6 +119,7 @@ def build_chat_service(
         generation_params(settings),
         settings.indexing.default_collection,
         settings.indexing.retriever,
+        guard=repetition_guard(settings),
     )
 
 

@@ -74,6 +74,37 @@ class GeneratorSettings(BaseModel):
     temperature: float = Field(0.2, description="Default sampling temperature.")
     max_tokens: int = Field(256, description="Default cap on generated tokens.")
     seed: int | None = Field(None, description="Sampling seed, for reproducible answers.")
+    frequency_penalty: float = Field(
+        1.5,
+        ge=-2,
+        le=2,
+        description="vLLM frequency penalty: lowers a token's logit by this much per time it "
+        "already occurs in the answer (not the prompt, so quoting sources is not penalised). "
+        "Chosen on the QA suites, docs/answer-quality.md.",
+    )
+    presence_penalty: float = Field(
+        0.0,
+        ge=-2,
+        le=2,
+        description="vLLM presence penalty: lowers the logit of every token already in the "
+        "answer, once.",
+    )
+    repetition_penalty: float = Field(
+        1.0,
+        gt=0,
+        description="vLLM repetition penalty: divides the logits of tokens seen in the prompt or "
+        "the answer (1.0: off); it also discourages copying from the sources.",
+    )
+    loop_guard_min_distinct: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="End an answer once fewer than this share of the word n-grams in its last "
+        "loop_guard_window words are distinct (it has started to loop); 0 turns the guard off. "
+        "See app/generation/repetition.py.",
+    )
+    loop_guard_window: int = Field(96, ge=8, le=1024, description="Words the guard looks at.")
+    loop_guard_ngram: int = Field(4, ge=2, le=16, description="n of the word n-grams it counts.")
 
 
 class PromptingSettings(BaseModel):
