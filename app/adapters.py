@@ -52,7 +52,9 @@ class LoadResult:
 class AdapterService:
     """Loads registry adapters where they can be served and routes generation to them."""
 
-    def __init__(self, registry: AdapterRegistry, vllm: VLLMGenerator | None, peft: PeftGenerator) -> None:
+    def __init__(
+        self, registry: AdapterRegistry, vllm: VLLMGenerator | None, peft: PeftGenerator
+    ) -> None:
         self.registry = registry
         self.vllm = vllm
         self.peft = peft
@@ -86,9 +88,13 @@ class AdapterService:
         except RegistryError as exc:
             raise AdapterError(str(exc)) from None
         if manifest.kind == "classifier":
-            raise AdapterError(f"{name!r} is a classifier; use `ragtune classify TEXT --adapter {name}`")
+            raise AdapterError(
+                f"{name!r} is a classifier; use `ragtune classify TEXT --adapter {name}`"
+            )
         if manifest.kind == "reward":
-            raise AdapterError(f"{name!r} is a reward model; use `ragtune reward score --adapter {name}`")
+            raise AdapterError(
+                f"{name!r} is a reward model; use `ragtune reward score --adapter {name}`"
+            )
         if manifest.kind != "lora":
             self._served_by[name] = "transformers+peft"
             return LoadResult(name, manifest.kind, "transformers+peft")
@@ -108,12 +114,16 @@ class AdapterService:
                     timeout=120,
                 )
                 if response.status_code != 200:
-                    raise AdapterError(f"the vLLM server refused adapter {name!r}: {response.text[:300]}")
+                    raise AdapterError(
+                        f"the vLLM server refused adapter {name!r}: {response.text[:300]}"
+                    )
         self._served_by[name] = "vllm"
         result = LoadResult(name, "lora", "vllm")
         if probe:
             result.base_answer = "".join(self.vllm.stream(PROBE, params=PROBE_PARAMS))
-            result.adapter_answer = "".join(self.vllm.stream(PROBE, adapter=name, params=PROBE_PARAMS))
+            result.adapter_answer = "".join(
+                self.vllm.stream(PROBE, adapter=name, params=PROBE_PARAMS)
+            )
             result.changed_output = result.base_answer != result.adapter_answer
         return result
 
@@ -124,7 +134,9 @@ class AdapterService:
     def unload(self, name: str) -> None:
         """Remove a LoRA adapter from the vLLM server."""
         self._served_by.pop(name, None)
-        response = httpx.post(f"{self._root()}/v1/unload_lora_adapter", json={"lora_name": name}, timeout=60)
+        response = httpx.post(
+            f"{self._root()}/v1/unload_lora_adapter", json={"lora_name": name}, timeout=60
+        )
         if response.status_code != 200:
             raise AdapterError(f"the vLLM server could not unload {name!r}: {response.text[:300]}")
 
@@ -136,7 +148,9 @@ class AdapterService:
 class RoutingGenerator:
     """The app's generator: base and LoRA requests to vLLM, other adapters to peft."""
 
-    def __init__(self, service: AdapterService, routes: dict[str, VLLMGenerator] | None = None) -> None:
+    def __init__(
+        self, service: AdapterService, routes: dict[str, VLLMGenerator] | None = None
+    ) -> None:
         self.service = service
         self.routes = routes or {}  # names served by engines of their own (generator.routes)
 
@@ -154,7 +168,9 @@ class RoutingGenerator:
             return self._vllm_adapter_stream(messages, adapter, params)
         return self.service.peft.stream(messages, adapter=adapter, params=params)
 
-    def _vllm_adapter_stream(self, messages: list[Message], adapter: str, params: GenerationParams) -> Iterator[str]:
+    def _vllm_adapter_stream(
+        self, messages: list[Message], adapter: str, params: GenerationParams
+    ) -> Iterator[str]:
         """Stream through a LoRA adapter; reload it once if the engine lost it (it was restarted)."""
         try:
             yield from self.service.vllm.stream(messages, adapter=adapter, params=params)
@@ -162,6 +178,47 @@ class RoutingGenerator:
             self.service.forget(adapter)
             self.service.load(adapter, probe=False)
             yield from self.service.vllm.stream(messages, adapter=adapter, params=params)
+
+    def complete_stream(
+        self,
+        messages: list[Message],
+        *,
+        adapter: str | None = None,
+        params: GenerationParams,
+        fields: dict,
+    ) -> Iterator[dict]:
+        """The API's chunks, routed like ``stream`` (the adapter is loaded now, not at the first chunk)."""
+        backend, name = self._backend(adapter)
+        if backend is not self.service.vllm or name is None:
+            return backend.complete_stream(messages, adapter=name, params=params, fields=fields)
+        return self._vllm_adapter_chunks(messages, name, params, fields)
+
+    def _vllm_adapter_chunks(self, messages: list[Message], adapter: str, params: GenerationParams,
+                             fields: dict) -> Iterator[dict]:  # fmt: skip
+        try:
+            yield from self.service.vllm.complete_stream(
+                messages, adapter=adapter, params=params, fields=fields
+            )
+        except ModelNotServed:  # raised before the first chunk: nothing was sent yet
+            self._reload(adapter)
+            yield from self.service.vllm.complete_stream(
+                messages, adapter=adapter, params=params, fields=fields
+            )
+
+    def _backend(self, adapter: str | None):
+        """The generator serving ``adapter`` and the adapter name to hand it (None for a whole engine)."""
+        name = adapter or "base"
+        if name in self.routes:
+            return self.routes[name], None
+        if name == "base":
+            return self.service.vllm, None
+        if self.service.load(adapter, probe=False).served_by == "vllm":
+            return self.service.vllm, adapter
+        return self.service.peft, adapter
+
+    def _reload(self, adapter: str) -> None:
+        self.service.forget(adapter)
+        self.service.load(adapter, probe=False)
 
     def health(self) -> bool:
         return self.service.vllm.health()

@@ -16,10 +16,11 @@ from training.registry import AdapterRegistry
 
 
 class UnknownModel(LookupError):
-    """A model name that is none of the above; carries the valid names."""
+    """A model name that is none of the above; says why and carries the valid names."""
 
-    def __init__(self, name: str, valid: list[str]) -> None:
-        super().__init__(f"unknown model {name!r}; valid models: {', '.join(valid)} "
+    def __init__(self, name: str, valid: list[str], reason: str = "") -> None:
+        why = f" ({reason})" if reason else ""
+        super().__init__(f"unknown model {name!r}{why}; valid models: {', '.join(valid)} "
                          "(and rag:<collection>+<adapter>)")  # fmt: skip
         self.valid = valid
 
@@ -36,24 +37,46 @@ class Target:
 class ModelCatalog:
     """Resolves and lists model names from the registry and the store, live."""
 
-    def __init__(self, registry: AdapterRegistry, store: VectorStore, base_name: str = "base") -> None:
+    def __init__(
+        self, registry: AdapterRegistry, store: VectorStore, base_name: str = "base"
+    ) -> None:
         self.registry = registry
         self.store = store
         self.base_name = base_name
 
     def names(self) -> list[str]:
         """Every servable name (RAG combinations with adapters are valid but not listed)."""
-        return [self.base_name, *self.registry.generative(), *(f"rag:{c}" for c in self.store.collection_names())]
+        return [
+            self.base_name,
+            *self.registry.generative(),
+            *(f"rag:{c}" for c in self.store.collection_names()),
+        ]
 
     def resolve(self, name: str) -> Target:
-        """The target of ``name``; ``UnknownModel`` with the valid names otherwise."""
+        """The target of ``name``; ``UnknownModel`` (with the reason and valid names) otherwise.
+
+        Parsed strictly: ``rag:`` needs a collection that exists, ``+`` an adapter that
+        does; nothing falls back to another model.
+        """
         adapters = set(self.registry.generative())
         if name == self.base_name:
             return Target(name)
         if name in adapters:
             return Target(name, adapter=name)
-        if name.startswith("rag:"):
-            collection, _, adapter = name[4:].partition("+")
-            if collection in self.store.collection_names() and (not adapter or adapter in adapters):
-                return Target(name, adapter=adapter or None, collection=collection)
-        raise UnknownModel(name, self.names())
+        if not name.startswith("rag:"):
+            reason = "adapters combine only with rag:<collection>" if "+" in name else ""
+            raise UnknownModel(name, self.names(), reason)
+        collection, plus, adapter = name[4:].partition("+")
+        collections = self.store.collection_names()
+        if not collection:
+            raise UnknownModel(name, self.names(), "rag: names no collection")
+        if collection not in collections:
+            raise UnknownModel(name, self.names(), f"no collection {collection!r}")
+        if plus and not adapter:
+            raise UnknownModel(name, self.names(), "'+' names no adapter")
+        if plus and adapter not in adapters:
+            known = ", ".join(sorted(adapters)) or "none"
+            raise UnknownModel(
+                name, self.names(), f"no generative adapter {adapter!r}; adapters: {known}"
+            )
+        return Target(name, adapter=adapter or None, collection=collection)

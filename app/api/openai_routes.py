@@ -1,16 +1,21 @@
 """``POST /v1/chat/completions`` and ``GET /v1/models``, as OpenAI clients expect them.
 
-RAG answers carry their sources in an extra top-level ``sources`` field (in the first
-chunk when streaming), which OpenAI clients ignore and ragtune clients read.
+Every request field is honoured or refused with a 400 naming it (``app.api.fields``).
+The engine's answer comes back as it produced it: every choice of ``n``, its
+``finish_reason``, real ``usage``, ``logprobs``, ``tool_calls``. Non-streamed answers are
+assembled from the same chunks, so a timeout or a client that leaves aborts the generation
+either way. A streamed request is answered only once the engine has accepted it, so an
+engine's 4xx (context too long, ``n`` with greedy sampling...) is a 400, not an error
+event after a 200. RAG answers carry their sources in an extra top-level ``sources`` field
+(in the first chunk when streaming), which OpenAI clients ignore and ragtune clients read.
 """
 
 from __future__ import annotations
 
 import json
 import time
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -18,19 +23,25 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.bridge import StreamTimeout, abortable
 from app.api.catalog import ModelCatalog, Target, UnknownModel
+from app.api.fields import FieldRefused, check_request, engine_fields, wants_usage
 from app.api.guard import Admission, Metrics, Overloaded
 from app.api.schemas import ChatCompletionRequest
+from app.api.shaping import assemble, is_usage, shape
 from app.chat import ChatService
-from app.generation.base import GenerationParams, GeneratorError, GeneratorUnavailable
+from app.generation.base import GeneratorError, GeneratorRefused, GeneratorUnavailable
 from app.settings import APISettings
+from indexing.store import StoreError
+
+# failure -> (HTTP status, OpenAI error type, metrics reason); the first match in order wins
+FAILURES = ((GeneratorRefused, 400, "invalid_request_error", "engine_refused"),
+            (StreamTimeout, 504, "timeout", "timeout"),
+            (GeneratorUnavailable, 503, "generator_unavailable", "generator_unavailable"),
+            (GeneratorError, 502, "generator_error", "generator_error"))  # fmt: skip
 
 
-# OpenAI and vLLM sampling fields handed to the engine as they are (others are ignored).
-PASSED_THROUGH = {"top_p", "top_k", "min_p", "stop", "presence_penalty", "frequency_penalty",
-                  "repetition_penalty", "min_tokens", "ignore_eos"}  # fmt: skip
-
-
-def openai_error(status: int, message: str, kind: str, headers: dict | None = None, **extra) -> JSONResponse:
+def openai_error(
+    status: int, message: str, kind: str, headers: dict | None = None, **extra
+) -> JSONResponse:
     """An error body in OpenAI's shape: ``{"error": {"message", "type", "code"}}``."""
     body = {"error": {"message": message, "type": kind, "code": status, **extra}}
     return JSONResponse(body, status_code=status, headers=headers)
@@ -38,8 +49,45 @@ def openai_error(status: int, message: str, kind: str, headers: dict | None = No
 
 def source_records(sources) -> list[dict]:
     """Sources as JSON (what a client needs to show a citation)."""
-    return [{"index": i, "source": s.source, "page": s.page, "heading": s.heading,
-             "score": round(s.score, 4), "text": s.text} for i, s in enumerate(sources, 1)]  # fmt: skip
+    return [{"index": i, "source": s.source, "page": s.page, "heading": s.heading, "score": round(s.score, 4),
+             "text": s.text, "also_in": list(getattr(s, "also_in", None) or [])}
+            for i, s in enumerate(sources, 1)]  # fmt: skip
+
+
+@dataclass
+class _Reply:
+    """What one completion needs besides the generator: names, sources, instruments."""
+
+    target: Target
+    sources: list[dict] | None
+    metrics: Metrics
+
+    def failure(self, exc: BaseException) -> tuple[int, str, str, str | None]:
+        """Status, type, message and param of a failure the client should see."""
+        for kind, status, name, reason in FAILURES:
+            if isinstance(exc, kind):
+                self.metrics.errors.labels(reason).inc()
+                return status, name, str(exc), getattr(exc, "param", None)
+        raise exc
+
+    def count(self, usage: dict | None, content_chunks: int) -> None:
+        """Record generated tokens (the engine's usage; else one token per content chunk)."""
+        tokens = (usage or {}).get("completion_tokens", content_chunks)
+        self.metrics.tokens.labels(self.target.adapter or "base").inc(tokens)
+
+
+class _ClosingStream(StreamingResponse):
+    """A streaming response that runs ``on_close`` however it ends (even if never started)."""
+
+    def __init__(self, content, on_close: Callable[[], Awaitable[None]], **kwargs) -> None:
+        super().__init__(content, **kwargs)
+        self.on_close = on_close
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.on_close()
 
 
 def build_openai_router(chat: ChatService, catalog: ModelCatalog, admission: Admission, metrics: Metrics,
@@ -61,7 +109,14 @@ def build_openai_router(chat: ChatService, catalog: ModelCatalog, admission: Adm
             target = catalog.resolve(body.model)
         except UnknownModel as exc:
             metrics.errors.labels("unknown_model").inc()
-            return openai_error(404, str(exc), "invalid_request_error", param="model", valid_models=exc.valid)
+            return openai_error(
+                404, str(exc), "invalid_request_error", param="model", valid_models=exc.valid
+            )
+        try:
+            check_request(body)
+        except FieldRefused as exc:
+            metrics.errors.labels("invalid_field").inc()
+            return openai_error(400, str(exc), "invalid_request_error", param=exc.param)
         try:
             ticket = admission.enter()
         except Overloaded:
@@ -70,101 +125,130 @@ def build_openai_router(chat: ChatService, catalog: ModelCatalog, admission: Adm
                                 headers={"Retry-After": str(settings.retry_after_s)})  # fmt: skip
         try:
             messages, sources = await run_in_threadpool(_messages_for, chat, target, body)
-        except Exception:
+        except (
+            StoreError
+        ) as exc:  # the question cannot be looked up (too long, empty; empty collection)
+            ticket.release()
+            metrics.errors.labels("store").inc()
+            param = "model" if "collection" in str(exc) else "messages"
+            return openai_error(400, f"{param}: {exc}", "invalid_request_error", param=param)
+        except BaseException:
             ticket.release()
             raise
-        params = GenerationParams(
-            temperature=chat.params.temperature if body.temperature is None else body.temperature,
-            max_tokens=body.max_completion_tokens or body.max_tokens or chat.params.max_tokens,
-            seed=body.seed,
-            extra={k: v for k, v in (body.model_extra or {}).items() if k in PASSED_THROUGH} or None,
-        )
-        completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        # the client's fields over the server's defaults (settings' sampling options included);
+        # usage is always asked for, to count tokens, and passed on only when the client asked
+        fields = {**engine_fields(body), "stream_options": {"include_usage": True}}
+        params = replace(chat.params, seed=None)
+        reply = _Reply(target, source_records(sources) if target.collection else None, metrics)
 
         def start():
-            return chat.generator.stream(messages, adapter=target.adapter, params=params)
+            return chat.generator.complete_stream(
+                messages, adapter=target.adapter, params=params, fields=fields
+            )
 
-        if body.stream:
-            events = _sse(start, ticket, target, sources, completion_id, metrics, settings, request)
-            return StreamingResponse(events, media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
-        async with ticket:
-            try:
-                async with aclosing(abortable(start, settings.request_timeout_s)) as stream:
-                    parts = [d async for d in stream]
-            except StreamTimeout as exc:
-                metrics.errors.labels("timeout").inc()
-                return openai_error(504, str(exc), "timeout")
-        text, tokens = "".join(parts), _count(metrics, target, len(parts))
-        return {
-            "id": completion_id, "object": "chat.completion", "created": int(time.time()), "model": target.name,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 0, "completion_tokens": tokens, "total_tokens": tokens},
-            **({"sources": source_records(sources)} if target.collection else {}),
-        }  # fmt: skip
+        if not body.stream:
+            return await _complete(start, ticket, reply, settings)
+        await ticket.__aenter__()  # held until the stream ends, released by on_close
+        stream = abortable(start, settings.request_timeout_s)
+        started = time.monotonic()
+
+        async def close() -> None:
+            await stream.aclose()
+            ticket.release()
+
+        try:
+            first = await anext(
+                stream
+            )  # the engine accepted the request (or refused it: a 4xx here)
+        except (GeneratorError, StreamTimeout, StopAsyncIteration) as exc:
+            await close()
+            if isinstance(exc, StopAsyncIteration):
+                exc = GeneratorError("the engine answered with no chunk at all")
+            status, kind, message, param = reply.failure(exc)
+            return openai_error(status, message, kind, param=param)
+        except BaseException:
+            await close()
+            raise
+        events = _sse(first, stream, reply, wants_usage(body), request, started)
+        return _ClosingStream(events, close, media_type="text/event-stream",
+                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
 
     return router
 
 
+async def _complete(start, ticket, reply: _Reply, settings: APISettings) -> dict | JSONResponse:
+    """A non-streamed answer: the chunks assembled into one ``chat.completion``."""
+    async with ticket:
+        stream = abortable(start, settings.request_timeout_s)
+        try:
+            chunks = [chunk async for chunk in stream]
+            completion = assemble(chunks)
+        except (GeneratorError, StreamTimeout) as exc:
+            status, kind, message, param = reply.failure(exc)
+            return openai_error(status, message, kind, param=param)
+        finally:
+            await stream.aclose()
+    reply.count(completion.get("usage"), len(chunks))
+    return shape(completion, reply.target.name, reply.sources)
+
+
+async def _sse(first: dict, stream: AsyncIterator[dict], reply: _Reply, client_usage: bool, request: Request,
+               started: float) -> AsyncIterator[str]:  # fmt: skip
+    """OpenAI chunk events, ending with ``[DONE]``; sources ride on the first chunk."""
+
+    def event(payload: dict) -> str:
+        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+    usage, contents = None, 0
+    try:
+        yield event(shape(first, reply.target.name, reply.sources))
+        async for chunk in stream:
+            if await request.is_disconnected():
+                reply.metrics.errors.labels("client_disconnected").inc()
+                return
+            if is_usage(chunk):
+                usage = chunk["usage"]
+                if client_usage:
+                    yield event(shape(chunk, reply.target.name))
+                continue
+            if any(c.get("delta", {}).get("content") for c in chunk.get("choices", [])):
+                if contents == 0:
+                    reply.metrics.first_token.observe(time.monotonic() - started)
+                contents += 1
+            yield event(shape(chunk, reply.target.name))
+    except (GeneratorError, StreamTimeout) as exc:
+        status, kind, message, param = reply.failure(exc)
+        yield event({"error": {"message": message, "type": kind, "code": status, "param": param}})
+        return
+    finally:
+        reply.count(usage, contents)
+    yield "data: [DONE]\n\n"
+
+
 def _messages_for(chat: ChatService, target: Target, body: ChatCompletionRequest):
     """The messages sent to the generator, and the retrieved sources for RAG models."""
-    messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in body.messages]
+    messages = [_engine_message(m) for m in body.messages]
     if not target.collection:
         return messages, []
     users = [m for m in messages if m["role"] == "user"]
     if not users:
-        raise HTTPException(422, "a rag: model needs at least one user message (the question)")
+        raise HTTPException(
+            400, "messages: a rag: model needs at least one user message (the question)"
+        )
     turn = chat.prepare(users[-1]["content"], mode="rag", collection=target.collection)
     last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
     history = [m for m in messages[:last_user] if m["role"] != "system"]
     return [turn.messages[0], *history, turn.messages[-1]], turn.sources
 
 
-def _count(metrics: Metrics, target: Target, deltas: int) -> int:
-    """Record generated tokens (vLLM streams one token per delta)."""
-    metrics.tokens.labels(target.adapter or "base").inc(deltas)
-    return deltas
-
-
-async def _sse(start, ticket, target: Target, sources, completion_id: str, metrics: Metrics,
-               settings: APISettings, request: Request) -> AsyncIterator[str]:  # fmt: skip
-    """OpenAI chunk events; the ticket is held until the stream ends or the client leaves."""
-    created = int(time.time())
-
-    def chunk(delta: dict, finish: str | None = None, **extra) -> str:
-        payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": target.name,
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}  # fmt: skip
-        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
-
-    started = time.monotonic()
-    deltas = 0
-    async with ticket:
-        extra = {"sources": source_records(sources)} if target.collection else {}
-        yield chunk({"role": "assistant", "content": ""}, **extra)
-        try:
-            # aclosing: leaving the loop early must stop the generation now, not at garbage collection
-            async with aclosing(abortable(start, settings.request_timeout_s)) as stream:
-                async for delta in stream:
-                    if await request.is_disconnected():
-                        metrics.errors.labels("client_disconnected").inc()
-                        return
-                    if deltas == 0:
-                        metrics.first_token.observe(time.monotonic() - started)
-                    deltas += 1
-                    yield chunk({"content": delta})
-        except StreamTimeout as exc:
-            metrics.errors.labels("timeout").inc()
-            yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'timeout', 'code': 504}})}\n\n"
-            return
-        except GeneratorUnavailable as exc:
-            metrics.errors.labels("generator_unavailable").inc()
-            yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'generator_unavailable', 'code': 503}})}\n\n"
-            return
-        except GeneratorError as exc:
-            metrics.errors.labels("generator_error").inc()
-            yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'generator_error', 'code': 502}})}\n\n"
-            return
-        finally:
-            _count(metrics, target, deltas)
-        yield chunk({}, "stop")
-        yield "data: [DONE]\n\n"
+def _engine_message(message) -> dict:
+    """One message as the engine takes it: text content ("" for a bare tool call), developer as system,
+    tool fields kept."""
+    out = {
+        "role": "system" if message.role == "developer" else message.role,
+        "content": message.text(),
+    }
+    for key in ("name", "tool_calls", "tool_call_id"):
+        if getattr(message, key) is not None:
+            out[key] = getattr(message, key)
+    return out

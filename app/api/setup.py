@@ -13,7 +13,7 @@ from app.api.guard import Admission, Auth, Metrics, timer
 from app.api.openai_routes import build_openai_router, openai_error
 from app.api.resource_routes import build_resource_router
 from app.chat import ChatService
-from app.generation.base import GeneratorError, GeneratorUnavailable
+from app.generation.base import GeneratorError, GeneratorRefused, GeneratorUnavailable
 from app.settings import Settings
 from app.uploads import UploadError
 from indexing.pipeline import IngestPipeline
@@ -21,6 +21,7 @@ from indexing.store import EmbedderMismatch, StoreError, VectorStore
 from training.registry import AdapterRegistry, RegistryError
 
 MEASURED_PREFIXES = ("/v1/", "/healthz", "/metrics")
+OPENAI_PATHS = ("/v1/chat/completions",)
 
 
 def _field_errors(exc: RequestValidationError) -> str:
@@ -29,7 +30,9 @@ def _field_errors(exc: RequestValidationError) -> str:
     for error in exc.errors():
         if error.get("type") == "json_invalid":
             position = error.get("loc", ("body", "?"))[-1]
-            parts.append(f"body: malformed JSON at position {position} ({error.get('ctx', {}).get('error', 'invalid')})")
+            parts.append(
+                f"body: malformed JSON at position {position} ({error.get('ctx', {}).get('error', 'invalid')})"
+            )
             continue
         where = ".".join(str(p) for p in error.get("loc", ()))
         parts.append(f"{where}: {error.get('msg', 'invalid')}")
@@ -64,10 +67,14 @@ def install_api(app: FastAPI, settings: Settings, chat: ChatService, store: Vect
         try:
             store.client.heartbeat()
             store_ok = True
-        except Exception:  # any failure to reach Chroma is "down" here
+        except Exception:  # noqa: BLE001 (any failure to reach Chroma is "down" here)
             store_ok = False
         ok = generator_ok and store_ok
-        body = {"status": "ok" if ok else "degraded", "generator": generator_ok, "vector_store": store_ok}
+        body = {
+            "status": "ok" if ok else "degraded",
+            "generator": generator_ok,
+            "vector_store": store_ok,
+        }
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics", dependencies=[Depends(auth)])
@@ -87,8 +94,15 @@ def install_api(app: FastAPI, settings: Settings, chat: ChatService, store: Vect
     app.add_exception_handler(EmbedderMismatch, handler(409, "conflict", "embedder_mismatch"))
     app.add_exception_handler(StoreError, handler(400, "invalid_request_error", "store"))
     app.add_exception_handler(RegistryError, handler(404, "not_found", "registry"))
-    app.add_exception_handler(GeneratorUnavailable, handler(503, "generator_unavailable", "generator_unavailable"))
+    app.add_exception_handler(
+        GeneratorUnavailable, handler(503, "generator_unavailable", "generator_unavailable")
+    )
     app.add_exception_handler(GeneratorError, handler(502, "generator_error", "generator_error"))
+
+    @app.exception_handler(GeneratorRefused)
+    def refused(request: Request, exc: GeneratorRefused) -> JSONResponse:
+        metrics.errors.labels("engine_refused").inc()
+        return openai_error(400, str(exc), "invalid_request_error", param=exc.param)
 
     @app.exception_handler(UploadError)
     def upload_error(request: Request, exc: UploadError) -> JSONResponse:
@@ -97,12 +111,19 @@ def install_api(app: FastAPI, settings: Settings, chat: ChatService, store: Vect
 
     @app.exception_handler(RequestValidationError)
     def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 naming the field; 400 on the OpenAI routes, as OpenAI clients expect."""
         metrics.errors.labels("validation").inc()
         fields = [".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()]
-        return openai_error(422, _field_errors(exc), "invalid_request_error", param=fields[0] if fields else None)
+        param = fields[0] if fields else None
+        if request.url.path in OPENAI_PATHS:
+            param = param.removeprefix("body.") if param else None
+            return openai_error(400, _field_errors(exc), "invalid_request_error", param=param)
+        return openai_error(422, _field_errors(exc), "invalid_request_error", param=param)
 
     @app.exception_handler(HTTPException)
     def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return openai_error(exc.status_code, str(exc.detail), "invalid_request_error", headers=exc.headers)
+        return openai_error(
+            exc.status_code, str(exc.detail), "invalid_request_error", headers=exc.headers
+        )
 
     return metrics

@@ -2,20 +2,36 @@
 
 Only the HTTP API is used, so pointing ``generator.url`` at a GPU box needs no code
 change. The server applies the model's chat template; deltas stream back over SSE.
+The API's call (``complete_stream``) hands the client's OpenAI fields to
+the engine and returns its chunks as dicts; an engine 4xx becomes ``GeneratorRefused``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import openai
 
-from app.generation.base import GenerationParams, GeneratorError, GeneratorUnavailable, Message, ModelNotServed
+from app.generation.base import (
+    GenerationParams,
+    GeneratorError,
+    GeneratorRefused,
+    GeneratorUnavailable,
+    Message,
+    ModelNotServed,
+    check_context,
+    requested_length,
+)
+
+# vLLM's name of a parameter in its 400s -> the request field the client sent
+ENGINE_PARAMS = {"input_tokens": "messages", "logprobs": "top_logprobs"}
+TOOL_FIELDS = ("tools", "tool_choice", "parallel_tool_calls")
 
 
 class VLLMGenerator:
-    """Streams chat completions from a vLLM server; adapters are addressed by name."""
+    """Chat completions from a vLLM server; adapters are addressed by name."""
 
     def __init__(self, base_url: str, served_name: str, timeout_s: float = 300) -> None:
         self.base_url = base_url.rstrip("/")
@@ -31,7 +47,7 @@ class VLLMGenerator:
         extra = {"seed": params.seed} if params.seed is not None else {}
         if params.extra:
             extra["extra_body"] = dict(params.extra)
-        try:
+        with self._errors(adapter, {}):
             response = self.client.chat.completions.create(
                 model=adapter or self.served_name,
                 messages=messages,
@@ -46,6 +62,61 @@ class VLLMGenerator:
                         yield event.choices[0].delta.content
             finally:  # also when the consumer stops early: closing the connection aborts it in vLLM
                 response.close()
+
+    def complete_stream(
+        self,
+        messages: list[Message],
+        *,
+        adapter: str | None = None,
+        params: GenerationParams,
+        fields: dict,
+    ) -> Iterator[dict]:
+        """The engine's ``chat.completion.chunk`` dicts; closing the iterator aborts the request in vLLM."""
+        with self._errors(adapter, fields):
+            self._check_context(messages, fields)
+            response = self.client.chat.completions.create(**self._request(messages, adapter, params, fields),
+                                                           stream=True)  # fmt: skip
+            try:
+                for event in response:
+                    yield event.model_dump(mode="json", exclude_unset=True)
+            finally:
+                response.close()
+
+    def _request(
+        self, messages: list[Message], adapter: str | None, params: GenerationParams, fields: dict
+    ) -> dict:
+        """Keyword arguments of ``chat.completions.create``: defaults, then the client's fields over them."""
+        body = {"temperature": params.temperature, **({"seed": params.seed} if params.seed is not None else {}),
+                **(params.extra or {}), **fields}  # fmt: skip
+        if requested_length(fields) is None:
+            body["max_tokens"] = params.max_tokens
+        return {"model": adapter or self.served_name, "messages": messages, "extra_body": body}
+
+    def _check_context(self, messages: list[Message], fields: dict) -> None:
+        """Refuse prompt + requested ``max_tokens`` over the context (vLLM would shorten the answer silently).
+
+        Counts with the engine's own ``/tokenize`` (chat template included); an engine
+        without it leaves the check to the engine.
+        """
+        if requested_length(fields) is None:
+            return
+        root = self.base_url.removesuffix("/v1")
+        body = {"model": self.served_name, "messages": messages, "add_generation_prompt": True}
+        try:
+            response = httpx.post(f"{root}/tokenize", json=body, timeout=30)
+        except httpx.HTTPError:
+            return  # the completion itself reports an unreachable engine
+        if response.status_code == 200:
+            counted = response.json()
+            check_context(int(counted["count"]), int(counted["max_model_len"]), fields)
+        elif response.status_code == 400:
+            raise GeneratorRefused(f"messages: {_engine_message(response.json())}", "messages")
+
+    @contextmanager
+    def _errors(self, adapter: str | None, fields: dict):
+        """Translate the client library's errors into the generator's."""
+        try:
+            yield
         except (openai.APIConnectionError, httpx.TransportError) as exc:
             raise GeneratorUnavailable(
                 f"the vLLM server at {self.base_url} is not reachable ({exc.__class__.__name__}); "
@@ -57,7 +128,13 @@ class VLLMGenerator:
                 f"(it serves: {', '.join(self.models()) or 'nothing'})"
             ) from None
         except openai.APIStatusError as exc:
-            raise GeneratorError(f"the vLLM server refused the request: {exc.message}") from None
+            if 400 <= exc.status_code < 500:
+                raise _refusal(exc, fields) from None
+            raise GeneratorError(
+                f"the vLLM server failed the request: {_engine_message(exc.body, exc.message)}"
+            ) from None
+        except openai.APIError as exc:  # an error event in the middle of a stream
+            raise GeneratorError(f"the vLLM server failed the request: {exc.message}") from None
 
     def health(self) -> bool:
         """True when the server answers ``/health``."""
@@ -73,3 +150,26 @@ class VLLMGenerator:
             return [m.id for m in self.client.models.list().data]
         except (openai.APIError, httpx.HTTPError):
             return []
+
+
+def _engine_message(body: object, fallback: str = "") -> str:
+    """The message of an OpenAI-shaped error body (``{"error": {...}}`` or the inner dict)."""
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    return fallback or str(body)
+
+
+def _refusal(exc: openai.APIStatusError, fields: dict) -> GeneratorRefused:
+    """The engine's 4xx as a refusal naming the client's field."""
+    message = _engine_message(exc.body, exc.message)
+    if any(fields.get(name) is not None for name in TOOL_FIELDS) and "tool" in message.lower():
+        return GeneratorRefused(f"tools: this engine cannot honour tools / tool_choice (vLLM: {message}); an engine "
+                                "started with --enable-auto-tool-choice --tool-call-parser <parser> (generator.extra_args) "
+                                "can", "tools")  # fmt: skip
+    param = getattr(exc, "param", None)
+    param = ENGINE_PARAMS.get(param, param)
+    if param is None and fields.get("n", 1) != 1 and message.startswith("n "):
+        param = "n"
+    return GeneratorRefused(f"{param}: {message}" if param else message, param)
