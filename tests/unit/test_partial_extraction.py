@@ -19,7 +19,7 @@ from app.ui.documents_tab import ingest_files
 from indexing.discovery import discover
 from indexing.readers import extract_file, page_list
 from tests.conftest import REPO
-from tests.helpers import make_pdf
+from tests.helpers import make_pdf, pdf_bytes
 
 CASES = REPO / "tests" / "data" / "cases" / "ingest"
 MIXED = CASES / "mixed_scanned.pdf"  # page 1 has text, pages 2-3 are images only
@@ -73,18 +73,7 @@ def scan_pdf(path, pages: list[tuple[str, bool]]):
         )
         kids.append(f"{len(objects)} 0 R")
     objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>".encode()
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
-    out += (
-        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    )
-    path.write_bytes(bytes(out))
+    path.write_bytes(pdf_bytes(objects))
     return path
 
 
