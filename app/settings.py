@@ -55,6 +55,13 @@ class GeneratorSettings(BaseModel):
     max_lora_rank: int = Field(16, description="Largest LoRA rank the engine accepts.")
     max_loras: int = Field(2, description="LoRA adapters active in one batch.")
     extra_args: list[str] = Field(default_factory=list, description="More vLLM server flags.")
+    chunked_prefill: bool = Field(
+        False,
+        description="Let the local engine split a long prompt across scheduler steps. Off on CPU: "
+        "vLLM 0.32 then rewinds a seeded request's torch.Generator with set_offset, which CPU generators "
+        "lack, and the engine dies on any request with `seed` and a prompt over one step "
+        "(docs/performance.md). Turn on for a CUDA engine.",
+    )
     routes: dict[str, str] = Field(
         default_factory=dict,
         description="Model or adapter name -> OpenAI URL of another vLLM server that serves it under that name: "

@@ -65,6 +65,10 @@ class VLLMEngine:
             "--max-model-len", str(s.max_model_len),
             "--gpu-memory-utilization", str(s.gpu_memory_utilization),
         ]  # fmt: skip
+        if not s.chunked_prefill:
+            # Whole prompts only, so no step rewinds a seeded request's CPU generator (set_offset:
+            # "CPU Generator does not use offset"); vLLM then batches up to max_model_len tokens.
+            cmd += ["--no-enable-chunked-prefill"]
         if s.seed is not None:
             cmd += ["--seed", str(s.seed)]
         if s.enable_lora:
