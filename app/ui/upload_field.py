@@ -16,6 +16,10 @@ from gradio.data_classes import FileData, ListFiles
 class NamedUploads(gr.File):
     """``gr.File(file_count="multiple")`` whose value is a list of (temporary path, uploaded name)."""
 
+    def get_block_name(self) -> str:
+        """Rendered by Gradio's own file component (the name picks the Svelte file)."""
+        return "file"
+
     def preprocess(self, payload: ListFiles | FileData | None) -> list[tuple[str, str]] | None:
         """Pairs of (path on the server, the file name as the user uploaded it)."""
         paths = super().preprocess(payload)

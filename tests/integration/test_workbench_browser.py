@@ -54,11 +54,15 @@ def running_job(stack) -> dict:
 
 def test_upload_a_document_and_see_it_ingested(stack, page, tmp_path):
     note = tmp_path / "lighthouse.md"
-    note.write_text("# Lighthouse\n\nThe Skerry lighthouse keeper logs the fog horn every night at 22:00.\n")
+    note.write_text(
+        "# Lighthouse\n\nThe Skerry lighthouse keeper logs the fog horn every night at 22:00.\n"
+    )
     # non-Latin names that an ASCII-only cleaner once saved as one file (issue 15, kind 1)
     cases = REPO / "tests" / "data" / "cases" / "ingest" / "upload_names"
     page.get_by_role("tab", name="Documents").click()
-    page.locator('input[type="file"]').first.set_input_files([str(note), *map(str, sorted(cases.glob("*.md")))])
+    page.locator('input[type="file"][multiple][accept*=".md"]').first.set_input_files(
+        [str(note), *map(str, sorted(cases.glob("*.md")))]
+    )
     collection = page.get_by_label("Collection (type a new name to create one)")
     collection.fill("uploads")
     collection.press("Enter")
@@ -68,7 +72,9 @@ def test_upload_a_document_and_see_it_ingested(stack, page, tmp_path):
     page.screenshot(path=str(tmp_path / "documents.png"), full_page=True)
     collections = httpx.get(f"{stack.app_url}/v1/collections", timeout=30).json()["data"]
     assert {c["name"]: c["files"] for c in collections}["uploads"] == 3
-    shown = wait_text(page.locator("body"), "議事.md", 30)  # the per-file table shows the uploaded names
+    shown = wait_text(
+        page.locator("body"), "議事.md", 30
+    )  # the per-file table shows the uploaded names
     assert "報告.md" in shown
 
 
@@ -100,7 +106,9 @@ def test_train_a_lora_from_the_page_watch_it_then_load_it_and_chat(stack, page, 
     adapter.press("Enter")
     page.get_by_role("button", name="Load into the server").click()
     wait_text(page.locator("#adapter-result"), r"served by vllm", 180)
-    assert "ui-lora" in [m["id"] for m in httpx.get(f"{stack.engine_url}/models", timeout=30).json()["data"]]
+    assert "ui-lora" in [
+        m["id"] for m in httpx.get(f"{stack.engine_url}/models", timeout=30).json()["data"]
+    ]
 
     page.get_by_role("tab", name="Chat").click()
     page.get_by_role("button", name="Refresh lists").click()
