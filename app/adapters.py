@@ -158,26 +158,7 @@ class RoutingGenerator:
         self, messages: list[Message], *, adapter: str | None = None, params: GenerationParams
     ) -> Iterator[str]:
         """Route by name (``generator.routes``), then by the adapter's kind; LoRA loads on first use."""
-        name = adapter or "base"
-        if name in self.routes:
-            return self.routes[name].stream(messages, params=params)
-        if name == "base":
-            return self.service.vllm.stream(messages, params=params)
-        result = self.service.load(adapter, probe=False)
-        if result.served_by == "vllm":
-            return self._vllm_adapter_stream(messages, adapter, params)
-        return self.service.peft.stream(messages, adapter=adapter, params=params)
-
-    def _vllm_adapter_stream(
-        self, messages: list[Message], adapter: str, params: GenerationParams
-    ) -> Iterator[str]:
-        """Stream through a LoRA adapter; reload it once if the engine lost it (it was restarted)."""
-        try:
-            yield from self.service.vllm.stream(messages, adapter=adapter, params=params)
-        except ModelNotServed:
-            self.service.forget(adapter)
-            self.service.load(adapter, probe=False)
-            yield from self.service.vllm.stream(messages, adapter=adapter, params=params)
+        return self._route("stream", messages, adapter, params=params)
 
     def complete_stream(
         self,
@@ -188,22 +169,24 @@ class RoutingGenerator:
         fields: dict,
     ) -> Iterator[dict]:
         """The API's chunks, routed like ``stream`` (the adapter is loaded now, not at the first chunk)."""
+        return self._route("complete_stream", messages, adapter, params=params, fields=fields)
+
+    def _route(self, method: str, messages: list[Message], adapter: str | None, **kwargs):
+        """Call ``method`` of the backend serving ``adapter``."""
         backend, name = self._backend(adapter)
         if backend is not self.service.vllm or name is None:
-            return backend.complete_stream(messages, adapter=name, params=params, fields=fields)
-        return self._vllm_adapter_chunks(messages, name, params, fields)
+            return getattr(backend, method)(messages, adapter=name, **kwargs)
+        return self._through_lora(method, messages, name, kwargs)
 
-    def _vllm_adapter_chunks(self, messages: list[Message], adapter: str, params: GenerationParams,
-                             fields: dict) -> Iterator[dict]:  # fmt: skip
+    def _through_lora(self, method: str, messages: list[Message], adapter: str, kwargs: dict):
+        """Generate through a LoRA adapter; reload it once if the engine lost it (it was restarted)."""
+        call = getattr(self.service.vllm, method)
         try:
-            yield from self.service.vllm.complete_stream(
-                messages, adapter=adapter, params=params, fields=fields
-            )
-        except ModelNotServed:  # raised before the first chunk: nothing was sent yet
-            self._reload(adapter)
-            yield from self.service.vllm.complete_stream(
-                messages, adapter=adapter, params=params, fields=fields
-            )
+            yield from call(messages, adapter=adapter, **kwargs)
+        except ModelNotServed:
+            self.service.forget(adapter)
+            self.service.load(adapter, probe=False)
+            yield from call(messages, adapter=adapter, **kwargs)
 
     def _backend(self, adapter: str | None):
         """The generator serving ``adapter`` and the adapter name to hand it (None for a whole engine)."""
@@ -215,10 +198,6 @@ class RoutingGenerator:
         if self.service.load(adapter, probe=False).served_by == "vllm":
             return self.service.vllm, adapter
         return self.service.peft, adapter
-
-    def _reload(self, adapter: str) -> None:
-        self.service.forget(adapter)
-        self.service.load(adapter, probe=False)
 
     def health(self) -> bool:
         return self.service.vllm.health()
