@@ -50,7 +50,7 @@ def openai_error(
 def source_records(sources) -> list[dict]:
     """Sources as JSON (what a client needs to show a citation)."""
     return [{"index": i, "source": s.source, "page": s.page, "heading": s.heading, "score": round(s.score, 4),
-             "text": s.text, "also_in": list(getattr(s, "also_in", None) or [])}
+             "text": s.text, "also_in": list(s.also_in)}
             for i, s in enumerate(sources, 1)]  # fmt: skip
 
 
