@@ -11,11 +11,11 @@ STAMP  := $(VENV)/.ragtune-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 APT_PACKAGES := chromium libtcmalloc-minimal4 docker-compose
 
-.PHONY: run test test-reliability test-unit install system-deps models sample bench clean help
+.PHONY: run test lint test-reliability test-unit install system-deps models sample bench clean help
 
 help:
 	@echo "make run    set up, ingest the sample docs, start vLLM + the app on http://127.0.0.1:7860"
-	@echo "make test   set up and run the whole test suite"
+	@echo "make test   set up, check the style (make lint) and run the whole test suite"
 	@echo "make test-reliability   load, kill -9 and restart runs (docs/reliability.md)"
 	@echo "make bench  the benchmarks (docs/performance.md)"
 	@echo "make clean  remove .venv and the data folder .ragtune"
@@ -54,7 +54,12 @@ sample: models
 run: system-deps sample
 	$(BIN)/ragtune serve
 
-test: system-deps models
+# The style pyproject.toml declares (ruff's lint rules and formatter), checked before the tests.
+lint: install
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
+
+test: system-deps models lint
 	$(BIN)/python -m pytest -q -ra -m "not reliability"
 
 # Load, kill -9 and restart runs on their own stack (about 10 minutes here); .ci/run runs them too.

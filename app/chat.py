@@ -99,7 +99,9 @@ class ChatService:
         """The sources a RAG answer would use."""
         kind = retriever or self.default_retriever
         if kind not in self.retrievers:
-            raise StoreError(f"unknown retriever {kind!r}; choose one of {', '.join(self.retrievers)}")
+            raise StoreError(
+                f"unknown retriever {kind!r}; choose one of {', '.join(self.retrievers)}"
+            )
         return self.retrievers[kind].retrieve(
             question, collection or self.default_collection, k or self.prompting.top_k, flt
         )

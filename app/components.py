@@ -41,7 +41,9 @@ def build_adapter_service(settings: Settings) -> AdapterService:
 
     registry = build_registry(settings)
     vllm = VLLMGenerator(
-        generator_url(settings), settings.generator.served_name, settings.generator.request_timeout_s
+        generator_url(settings),
+        settings.generator.served_name,
+        settings.generator.request_timeout_s,
     )
     return AdapterService(registry, vllm, PeftGenerator(registry))
 
@@ -83,9 +85,11 @@ def repetition_guard(settings: Settings) -> RepetitionGuard | None:
 def build_store(settings: Settings) -> VectorStore:
     """The Chroma store (embedded or http)."""
     return VectorStore(
-        settings.vector_store, settings.chroma_dir, settings.data_dir / "indexes",
+        settings.vector_store,
+        settings.chroma_dir,
+        settings.data_dir / "indexes",
         bm25_language=settings.indexing.bm25_language,
-    )  # fmt: skip
+    )
 
 
 def build_embedder(settings: Settings) -> Embedder:
@@ -123,7 +127,9 @@ def build_chat_service(
     )
 
 
-def build_retrievers(settings: Settings, store: VectorStore, embedder: Embedder) -> dict[str, Retriever]:
+def build_retrievers(
+    settings: Settings, store: VectorStore, embedder: Embedder
+) -> dict[str, Retriever]:
     """Dense, BM25 and hybrid retrievers over one store, by name."""
     return {
         kind: make_retriever(

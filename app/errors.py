@@ -14,13 +14,13 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from app.models import ModelError
     from app.prompting import PromptError
     from app.settings import SettingsError
+    from app.variants import VariantError
+    from evals.suites import SuiteError
     from indexing.embedding import EmbedderUnavailable
     from indexing.store import StoreError
     from training.config import ConfigError
     from training.data import DatasetError
     from training.registry import RegistryError
-    from app.variants import VariantError
-    from evals.suites import SuiteError
 
     return (
         ConfigError,

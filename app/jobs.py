@@ -79,7 +79,9 @@ class JobStore:
 
     def submit(self, kind: str, title: str, command: list[str], run_name: str = "") -> Job:
         """Queue a command; it runs when the jobs before it are done."""
-        job = Job(id=uuid.uuid4().hex[:12], kind=kind, title=title, command=command, run_name=run_name)
+        job = Job(
+            id=uuid.uuid4().hex[:12], kind=kind, title=title, command=command, run_name=run_name
+        )
         self.save(job)
         return job
 
@@ -146,8 +148,13 @@ class JobStore:
 class JobRunner:
     """Runs queued jobs one at a time in a background thread of the web process."""
 
-    def __init__(self, store: JobStore, env: dict[str, str] | None = None, poll_s: float = 1.0,
-                 cwd: Path | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: JobStore,
+        env: dict[str, str] | None = None,
+        poll_s: float = 1.0,
+        cwd: Path | None = None,
+    ) -> None:
         self.store = store
         self.env = env
         self.cwd = cwd
@@ -182,8 +189,14 @@ class JobRunner:
                     return
                 log.write(_log_line(f"running: {shlex.join(job.command)}"))
                 log.flush()
-                process = subprocess.Popen(job.command, stdout=out, stderr=log, env=self.env, cwd=self.cwd,
-                                           start_new_session=True)  # fmt: skip
+                process = subprocess.Popen(
+                    job.command,
+                    stdout=out,
+                    stderr=log,
+                    env=self.env,
+                    cwd=self.cwd,
+                    start_new_session=True,
+                )
                 job.state, job.started, job.pid = "running", time.time(), process.pid
                 self.store.save(job)
             returncode = process.wait()
@@ -197,8 +210,12 @@ class JobRunner:
             else:
                 current.state = "failed"
                 current.error = _failure(returncode, self.store.log_tail(job.id, 200))
-            with (folder / "output.log").open("ab") as log:  # before the state, so readers of a finished job see it
-                log.write(_log_line(current.state + (f": {current.error}" if current.error else "")))
+            with (folder / "output.log").open(
+                "ab"
+            ) as log:  # before the state, so readers of a finished job see it
+                log.write(
+                    _log_line(current.state + (f": {current.error}" if current.error else ""))
+                )
             self.store.save(current)
 
 

@@ -40,17 +40,30 @@ from training.registry import AdapterRegistry
 REPO = Path(__file__).resolve().parent.parent  # bundled configs, datasets and suites
 
 
-def build_ui(chat: ChatService, store: VectorStore, registry: AdapterRegistry, variants: dict, votes: VoteStore,
-             *, settings: Settings, jobs: JobStore, pipeline) -> gr.Blocks:  # fmt: skip
+def build_ui(
+    chat: ChatService,
+    store: VectorStore,
+    registry: AdapterRegistry,
+    variants: dict,
+    votes: VoteStore,
+    *,
+    settings: Settings,
+    jobs: JobStore,
+    pipeline,
+) -> gr.Blocks:
     """The Gradio workbench: chat, A/B, leaderboard, documents, training, adapters, evaluation."""
-    service = getattr(chat.generator, "service", None)  # the adapter service behind a routing generator
+    service = getattr(
+        chat.generator, "service", None
+    )  # the adapter service behind a routing generator
 
     def adapters() -> list[str]:
         return registry.generative()
 
     with gr.Blocks(title="ragtune") as ui:
-        gr.Markdown("## ragtune\nAsk your documents with RAG, few-shot or zero-shot prompts, with the base "
-                    "model or a tuned adapter; ingest documents, train and compare adapters.")  # fmt: skip
+        gr.Markdown(
+            "## ragtune\nAsk your documents with RAG, few-shot or zero-shot prompts, with the base "
+            "model or a tuned adapter; ingest documents, train and compare adapters."
+        )
         with gr.Tab("Chat"):
             build_chat_tab(chat, store.collection_names, adapters)
         table, rows = build_arena_tabs(VariantRunner(chat), variants, votes)
@@ -61,16 +74,21 @@ def build_ui(chat: ChatService, store: VectorStore, registry: AdapterRegistry, v
         with gr.Tab("Adapters"):
             build_adapters_tab(registry, service)
         with gr.Tab("Evaluate"):
-            build_evaluate_tab(jobs, settings, REPO, [n for n, v in variants.items() if not v.classifier])
+            build_evaluate_tab(
+                jobs, settings, REPO, [n for n, v in variants.items() if not v.classifier]
+            )
         ui.load(rows, outputs=table)
     return ui
 
 
 def job_environment(settings: Settings) -> dict[str, str]:
     """Environment of background jobs: the app's own data folder, registry and engine."""
-    env = {**os.environ, "RAGTUNE_DATA_DIR": str(settings.data_dir.resolve()),
-           "RAGTUNE_ADAPTERS_DIR": str(settings.adapters_root.resolve()),
-           "RAGTUNE_VARIANTS_FILE": str(settings.variants_file.resolve())}  # fmt: skip
+    env = {
+        **os.environ,
+        "RAGTUNE_DATA_DIR": str(settings.data_dir.resolve()),
+        "RAGTUNE_ADAPTERS_DIR": str(settings.adapters_root.resolve()),
+        "RAGTUNE_VARIANTS_FILE": str(settings.variants_file.resolve()),
+    }
     if settings.generator.mode == "vllm":
         env["RAGTUNE_GENERATOR__URL"] = generator_url(settings)
     else:
@@ -83,17 +101,44 @@ def create_app(settings: Settings, *, chat: ChatService | None = None) -> FastAP
     check_binding(settings.ui, settings.api)
     store = build_store(settings)
     embedder = build_embedder(settings)
-    chat = chat or build_chat_service(settings, generator=build_generator(settings), store=store, embedder=embedder)
-    api = FastAPI(title="ragtune", description="OpenAI-compatible chat over your documents and adapters.")
+    chat = chat or build_chat_service(
+        settings, generator=build_generator(settings), store=store, embedder=embedder
+    )
+    api = FastAPI(
+        title="ragtune", description="OpenAI-compatible chat over your documents and adapters."
+    )
     registry = build_registry(settings)
-    install_api(api, settings, chat, store, registry, lambda: build_ingest_pipeline(settings, store=store, embedder=embedder))
+    install_api(
+        api,
+        settings,
+        chat,
+        store,
+        registry,
+        lambda: build_ingest_pipeline(settings, store=store, embedder=embedder),
+    )
     variants = load_variants(settings.variants_file) if settings.variants_file.exists() else {}
     votes = VoteStore(settings.data_dir / "votes.sqlite3")
     jobs = JobStore(settings.data_dir / "jobs")
-    JobRunner(jobs, env=job_environment(settings), cwd=REPO).start()  # a daemon thread; jobs outlive it
-    ui = build_ui(chat, store, registry, variants, votes, settings=settings, jobs=jobs,
-                  pipeline=lambda: build_ingest_pipeline(settings, store=store, embedder=embedder))  # fmt: skip
+    JobRunner(
+        jobs, env=job_environment(settings), cwd=REPO
+    ).start()  # a daemon thread; jobs outlive it
+    ui = build_ui(
+        chat,
+        store,
+        registry,
+        variants,
+        votes,
+        settings=settings,
+        jobs=jobs,
+        pipeline=lambda: build_ingest_pipeline(settings, store=store, embedder=embedder),
+    )
     reports = settings.data_dir / "evals"
     reports.mkdir(parents=True, exist_ok=True)
-    return gr.mount_gradio_app(api, ui, path="/", allowed_paths=[str(reports)], auth=ui_login(settings.ui.users),
-                               auth_message="ragtune: sign in with a login from ui.users")  # fmt: skip
+    return gr.mount_gradio_app(
+        api,
+        ui,
+        path="/",
+        allowed_paths=[str(reports)],
+        auth=ui_login(settings.ui.users),
+        auth_message="ragtune: sign in with a login from ui.users",
+    )

@@ -31,12 +31,16 @@ def run_server(settings: Settings, *, start_engine: bool = True) -> None:
                 typer.echo(f"reusing the vLLM server already answering at {engine.url}", err=True)
             else:
                 typer.echo(
-                    f"starting vLLM ({engine.model}) at {engine.url}; log: {engine.log_path}", err=True
+                    f"starting vLLM ({engine.model}) at {engine.url}; log: {engine.log_path}",
+                    err=True,
                 )
                 stack.enter_context(engine)
                 typer.echo("vLLM is ready", err=True)
-                supervisor = EngineSupervisor(engine, settings.generator.max_restarts,
-                                              lambda message: typer.echo(message, err=True))  # fmt: skip
+                supervisor = EngineSupervisor(
+                    engine,
+                    settings.generator.max_restarts,
+                    lambda message: typer.echo(message, err=True),
+                )
                 stack.callback(supervisor.stop)  # runs before the engine's own stop
                 supervisor.start()
         else:

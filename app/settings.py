@@ -47,7 +47,9 @@ class GeneratorSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Interface the local vLLM server binds to.")
     port: int = Field(8000, description="Port of the local vLLM server.")
     served_name: str = Field("base", description="Model name the server answers to.")
-    dtype: str = Field("float32", description="Weights dtype; float32 is fastest on AVX2-only CPUs.")
+    dtype: str = Field(
+        "float32", description="Weights dtype; float32 is fastest on AVX2-only CPUs."
+    )
     max_model_len: int = Field(4096, description="Context length the engine reserves for.")
     kv_cache_gb: int = Field(2, description="KV cache size on CPU (VLLM_CPU_KVCACHE_SPACE, GiB).")
     gpu_memory_utilization: float = Field(0.4, description="vLLM memory share (also used on CPU).")
@@ -68,13 +70,17 @@ class GeneratorSettings(BaseModel):
         "'base' to a LoRA-free engine, or a merged adapter (`ragtune adapters merge`) to its own engine.",
     )
     worker_spin_s: float | None = Field(
-        0.1, gt=0, description="Seconds the local engine's worker keeps spinning for work after each step; "
+        0.1,
+        gt=0,
+        description="Seconds the local engine's worker keeps spinning for work after each step; "
         "null keeps vLLM's 1 s, which on a few-core machine takes a core from the app for that second. "
         "Not 0: the worker then misses wake-ups and stalls (docs/performance.md).",
     )
     startup_timeout_s: float = Field(600, description="How long to wait for the engine's /health.")
     max_restarts: int = Field(
-        5, ge=0, description="`ragtune serve` restarts a local engine that dies (crash, OOM kill) up to this "
+        5,
+        ge=0,
+        description="`ragtune serve` restarts a local engine that dies (crash, OOM kill) up to this "
         "many times in 10 minutes; 0: never.",
     )
     request_timeout_s: float = Field(300, description="Timeout of one generation request.")
@@ -140,7 +146,7 @@ class UISettings(BaseModel):
     port: int = Field(7860, description="Port of the web app.")
     users: dict[str, str] = Field(
         default_factory=dict,
-        description="Web UI logins, name: password (env: RAGTUNE_UI__USERS='{\"alice\": \"a-long-secret\"}'). "
+        description='Web UI logins, name: password (env: RAGTUNE_UI__USERS=\'{"alice": "a-long-secret"}\'). '
         "Empty: no login. Required, with api.keys, when ui.host is not loopback.",
     )
 
@@ -153,12 +159,19 @@ class APISettings(BaseModel):
         description="Bearer tokens accepted by /v1 and /metrics (env: RAGTUNE_API__KEYS='[\"k1\"]'). "
         "Required, with ui.users, when ui.host is not loopback.",
     )
-    max_concurrent: int = Field(32, ge=1, le=4096, description="Generations in flight to the engine at once.")
-    max_queue: int = Field(64, ge=0, le=100_000, description="Requests waiting beyond max_concurrent; more get 503.")
+    max_concurrent: int = Field(
+        32, ge=1, le=4096, description="Generations in flight to the engine at once."
+    )
+    max_queue: int = Field(
+        64, ge=0, le=100_000, description="Requests waiting beyond max_concurrent; more get 503."
+    )
     retry_after_s: int = Field(5, ge=1, description="Retry-After seconds sent with a 503.")
-    request_timeout_s: float = Field(300, gt=0, description="Longest a chat completion may take (then 504).")
+    request_timeout_s: float = Field(
+        300, gt=0, description="Longest a chat completion may take (then 504)."
+    )
     upload_types: list[str] = Field(
-        [".txt", ".md", ".pdf", ".html", ".htm"], description="File types /v1/ingest accepts (others: 415)."
+        [".txt", ".md", ".pdf", ".html", ".htm"],
+        description="File types /v1/ingest accepts (others: 415).",
     )
     max_upload_mb: float = Field(20, gt=0, description="Largest upload per file (larger: 413).")
 
@@ -171,8 +184,12 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(Path(".ragtune"), description="Collections, models, adapters, votes.")
-    adapters_dir: Path | None = Field(None, description="Adapter registry (default: <data_dir>/adapters).")
-    variants_file: Path = Field(Path("configs/variants.yaml"), description="Variants for A/B, evals and the API.")
+    adapters_dir: Path | None = Field(
+        None, description="Adapter registry (default: <data_dir>/adapters)."
+    )
+    variants_file: Path = Field(
+        Path("configs/variants.yaml"), description="Variants for A/B, evals and the API."
+    )
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     indexing: IndexingSettings = Field(default_factory=IndexingSettings)
@@ -253,7 +270,9 @@ def yaml_settings() -> dict[str, Any]:
     for profile in filter(None, os.environ.get("RAGTUNE_PROFILES", "").split(",")):
         overlay = folder / f"settings-{profile.strip()}.yaml"
         if not overlay.exists():
-            raise SettingsError(f"profile {profile!r} named in RAGTUNE_PROFILES: {overlay} not found")
+            raise SettingsError(
+                f"profile {profile!r} named in RAGTUNE_PROFILES: {overlay} not found"
+            )
         merged = _deep_merge(merged, _read_yaml(overlay))
     return merged
 

@@ -76,8 +76,9 @@ def check_type(name: str, allowed: list[str]) -> None:
         )
 
 
-def store_upload(source: BinaryIO, name: str, collection: str, root: Path, *, allowed: list[str],
-                 max_mb: float) -> Path:  # fmt: skip
+def store_upload(
+    source: BinaryIO, name: str, collection: str, root: Path, *, allowed: list[str], max_mb: float
+) -> Path:
     """Copy one upload to ``upload_path(root, collection, name)``; refuse it by type or size.
 
     Raises ``UploadError`` (415 wrong type, 413 over ``max_mb`` megabytes); a refused or
@@ -101,8 +102,15 @@ def store_upload(source: BinaryIO, name: str, collection: str, root: Path, *, al
     return target
 
 
-def copy_local(path: Path, collection: str, root: Path, *, allowed: list[str], max_mb: float,
-               name: str | None = None) -> Path:  # fmt: skip
+def copy_local(
+    path: Path,
+    collection: str,
+    root: Path,
+    *,
+    allowed: list[str],
+    max_mb: float,
+    name: str | None = None,
+) -> Path:
     """``store_upload`` for a file the web app already holds in a temporary folder.
 
     ``name`` is the name the user uploaded (the temporary file's name when None).

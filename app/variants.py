@@ -65,10 +65,14 @@ def load_variants(path: Path) -> dict[str, Variant]:
         spec = spec or {}
         unknown = set(spec) - (set(Variant.__dataclass_fields__) - {"name"})
         if unknown:
-            raise VariantError(f"{path}: variant {name!r} has unknown field(s) {', '.join(sorted(unknown))}")
+            raise VariantError(
+                f"{path}: variant {name!r} has unknown field(s) {', '.join(sorted(unknown))}"
+            )
         variant = Variant(name=str(name), **spec)
         if variant.mode not in MODES:
-            raise VariantError(f"{path}: variant {name!r}: mode {variant.mode!r} is not one of {', '.join(MODES)}")
+            raise VariantError(
+                f"{path}: variant {name!r}: mode {variant.mode!r} is not one of {', '.join(MODES)}"
+            )
         if variant.retriever and variant.retriever not in RETRIEVER_KINDS:
             raise VariantError(f"{path}: variant {name!r}: unknown retriever {variant.retriever!r}")
         variants[variant.name] = variant
@@ -79,7 +83,9 @@ def pick(variants: dict[str, Variant], names: list[str]) -> list[Variant]:
     """The named variants, refusing unknown names with the known ones listed."""
     unknown = [n for n in names if n not in variants]
     if unknown:
-        raise VariantError(f"unknown variant(s) {', '.join(unknown)}; defined: {', '.join(variants)}")
+        raise VariantError(
+            f"unknown variant(s) {', '.join(unknown)}; defined: {', '.join(variants)}"
+        )
     return [variants[n] for n in names]
 
 
@@ -90,8 +96,13 @@ class VariantRunner:
         self.chat = chat
 
     def _kwargs(self, variant: Variant) -> dict:
-        return {"mode": variant.mode, "collection": variant.collection, "k": variant.k,
-                "retriever": variant.retriever, "fewshot_count": variant.fewshot_count}  # fmt: skip
+        return {
+            "mode": variant.mode,
+            "collection": variant.collection,
+            "k": variant.k,
+            "retriever": variant.retriever,
+            "fewshot_count": variant.fewshot_count,
+        }
 
     def prepare(self, variant: Variant, question: str):
         """Retrieve and build the prompt for ``question``."""

@@ -53,18 +53,32 @@ def _rag_messages(
 ) -> list[dict[str, str]]:
     """RAG messages of an exploration or frozen prompt (``current`` comes from app.prompting)."""
     if prompt == "before":
-        return [{"role": "system", "content": f"{system}\n\n{BEFORE_INSTRUCTION}"},
-                {"role": "user", "content": f"Sources:\n\n{sources_text}\n\nQuestion: {question}"}]  # fmt: skip
+        return [
+            {"role": "system", "content": f"{system}\n\n{BEFORE_INSTRUCTION}"},
+            {"role": "user", "content": f"Sources:\n\n{sources_text}\n\nQuestion: {question}"},
+        ]
     if prompt == "reordered":  # the warning first, the task last; user message unchanged
-        return [{"role": "system", "content": f"{system}\n\n{CANDIDATE_INSTRUCTION}"},
-                {"role": "user", "content": f"Sources:\n\n{sources_text}\n\nQuestion: {question}"}]  # fmt: skip
+        return [
+            {"role": "system", "content": f"{system}\n\n{CANDIDATE_INSTRUCTION}"},
+            {"role": "user", "content": f"Sources:\n\n{sources_text}\n\nQuestion: {question}"},
+        ]
     if prompt == "task-last":  # ... and a one-line task after the question
-        return [{"role": "system", "content": f"{system}\n\n{CANDIDATE_INSTRUCTION}"},
-                {"role": "user", "content": f"Sources:\n\n{sources_text}\n\nQuestion: {question}\n\n{CANDIDATE_TASK}"}]  # fmt: skip
+        return [
+            {"role": "system", "content": f"{system}\n\n{CANDIDATE_INSTRUCTION}"},
+            {
+                "role": "user",
+                "content": f"Sources:\n\n{sources_text}\n\nQuestion: {question}\n\n{CANDIDATE_TASK}",
+            },
+        ]
     if prompt == "question-first":  # the question before and after the sources
-        return [{"role": "system", "content": f"{system}\n\n{CANDIDATE_INSTRUCTION}"},
-                {"role": "user", "content": f"Question: {question}\n\nSources:\n\n{sources_text}\n\n"
-                                            f"Question: {question}\n\n{CANDIDATE_TASK}"}]  # fmt: skip
+        return [
+            {"role": "system", "content": f"{system}\n\n{CANDIDATE_INSTRUCTION}"},
+            {
+                "role": "user",
+                "content": f"Question: {question}\n\nSources:\n\n{sources_text}\n\n"
+                f"Question: {question}\n\n{CANDIDATE_TASK}",
+            },
+        ]
     raise SystemExit(f"unknown prompt {prompt!r}")
 
 
@@ -111,8 +125,18 @@ CONFIGS = {
         "current", (), True
     ),  # the shipped defaults: settings.yaml's penalties and guard
 }
-SWEEP = ("before", "before+f0.5", "task-last", "task-last+f0.5", "before+r1.15", "before+f1.0",
-         "before+p0.5", "reordered", "question-first", "task-last+f1.0")  # fmt: skip
+SWEEP = (
+    "before",
+    "before+f0.5",
+    "task-last",
+    "task-last+f0.5",
+    "before+r1.15",
+    "before+f1.0",
+    "before+p0.5",
+    "reordered",
+    "question-first",
+    "task-last+f1.0",
+)
 G1 = "current+f1.0+guard"
 PLANS = {
     "sweep": [Run(c) for c in SWEEP],
@@ -120,14 +144,18 @@ PLANS = {
     + [Run(c, max_tokens=256) for c in ("before", G1, "current+f1.0", "before+f1.0")]
     + [Run(c, mode=m, max_tokens=256) for m in ("zero-shot", "few-shot") for c in ("before", G1)]
     + [Run(c, suite="general_qa", mode="zero-shot", max_tokens=256) for c in ("before", G1)]
-    + [Run(G1, max_tokens=96), Run("before+guard", max_tokens=256), Run("current+f1.5", max_tokens=256)],
+    + [
+        Run(G1, max_tokens=96),
+        Run("before+guard", max_tokens=256),
+        Run("current+f1.5", max_tokens=256),
+    ],
     "final": [Run("after", max_tokens=256), Run("after", max_tokens=96)]
     + [Run("after", mode=m, max_tokens=256) for m in ("zero-shot", "few-shot")]
     + [Run("after", suite="general_qa", mode="zero-shot", max_tokens=256)]
     + [Run(c, suite="general_qa", max_tokens=256) for c in ("before", "after")]
     + [Run("after", max_tokens=256, repeat=r) for r in (1, 2)]
     + [Run("before", max_tokens=256, repeat=1), Run("after", max_tokens=96, repeat=1)],
-}  # fmt: skip
+}
 
 
 def _instruction(messages: list[dict[str, str]], question: str) -> str:
@@ -178,19 +206,35 @@ def measure(run: Run, settings, store, embedder) -> dict:
         answer = "".join(chat.stream(turn)).strip()
         counted = chat.generator.local.last
         vectors = embedder.embed([answer or " ", item.reference])
-        return {"question": item.question, "answer": answer, "tokens": counted.deltas,
-                "guard_stopped": counted.stopped_early, "latency_s": time.perf_counter() - started,
-                "degenerate": degenerate(answer), "distinct4": distinct_4gram_ratio(answer),
-                "echo": echoes(answer, _instruction(turn.messages, item.question)),
-                "token_f1": token_f1(answer, item.reference), "bleu": bleu(answer, item.reference),
-                "embedding_similarity": float(vectors[0] @ vectors[1]), **rouge(answer, item.reference)}  # fmt: skip
+        return {
+            "question": item.question,
+            "answer": answer,
+            "tokens": counted.deltas,
+            "guard_stopped": counted.stopped_early,
+            "latency_s": time.perf_counter() - started,
+            "degenerate": degenerate(answer),
+            "distinct4": distinct_4gram_ratio(answer),
+            "echo": echoes(answer, _instruction(turn.messages, item.question)),
+            "token_f1": token_f1(answer, item.reference),
+            "bleu": bleu(answer, item.reference),
+            "embedding_similarity": float(vectors[0] @ vectors[1]),
+            **rouge(answer, item.reference),
+        }
 
     began = time.perf_counter()
     with ThreadPoolExecutor(max_workers=8) as pool:
         records = list(pool.map(one, items))
-    return {"run": run.__dict__, "config": {"prompt": config.prompt, "penalties": dict(config.penalties) or
-            chat.params.extra, "guard": chat.guard is not None}, "seconds": round(time.perf_counter() - began, 1),
-            "summary": summarise(records, run.max_tokens), "items": records}  # fmt: skip
+    return {
+        "run": run.__dict__,
+        "config": {
+            "prompt": config.prompt,
+            "penalties": dict(config.penalties) or chat.params.extra,
+            "guard": chat.guard is not None,
+        },
+        "seconds": round(time.perf_counter() - began, 1),
+        "summary": summarise(records, run.max_tokens),
+        "items": records,
+    }
 
 
 class _Recorder:
@@ -234,12 +278,28 @@ def summarise(records: list[dict], max_tokens: int) -> dict:
     """Rates and means over one run's answers."""
     n = len(records)
     mean = lambda key: round(statistics.fmean(r[key] for r in records), 4)
-    return {"n": n, "degeneration_rate": round(sum(r["degenerate"] for r in records) / n, 4),
-            "echo_rate": round(sum(r["echo"] for r in records) / n, 4),
-            "guard_stops": sum(r["guard_stopped"] for r in records),
-            "at_token_limit": sum(r["tokens"] >= max_tokens - 2 for r in records),  # a delta is a token, bar a few
-            **{k: mean(k) for k in ("distinct4", "rougeL", "rouge1", "token_f1", "bleu", "embedding_similarity",
-                                    "tokens", "latency_s")}}  # fmt: skip
+    return {
+        "n": n,
+        "degeneration_rate": round(sum(r["degenerate"] for r in records) / n, 4),
+        "echo_rate": round(sum(r["echo"] for r in records) / n, 4),
+        "guard_stops": sum(r["guard_stopped"] for r in records),
+        "at_token_limit": sum(
+            r["tokens"] >= max_tokens - 2 for r in records
+        ),  # a delta is a token, bar a few
+        **{
+            k: mean(k)
+            for k in (
+                "distinct4",
+                "rougeL",
+                "rouge1",
+                "token_f1",
+                "bleu",
+                "embedding_similarity",
+                "tokens",
+                "latency_s",
+            )
+        },
+    }
 
 
 def main(run_names: list[str], budget_min: float) -> None:
@@ -273,9 +333,13 @@ def main(run_names: list[str], budget_min: float) -> None:
             key = "/".join(str(v) for v in run.__dict__.values())
             results[key] = measure(run, settings, store, embedder)
             s = results[key]["summary"]
-            print(f"  {key}: {results[key]['seconds']} s, degeneration {s['degeneration_rate']:.3f}, echo "
-                  f"{s['echo_rate']:.3f}, rougeL {s['rougeL']:.3f}, f1 {s['token_f1']:.3f}, guard stops "
-                  f"{s['guard_stops']}, at limit {s['at_token_limit']}", file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"  {key}: {results[key]['seconds']} s, degeneration {s['degeneration_rate']:.3f}, echo "
+                f"{s['echo_rate']:.3f}, rougeL {s['rougeL']:.3f}, f1 {s['token_f1']:.3f}, guard stops "
+                f"{s['guard_stops']}, at limit {s['at_token_limit']}",
+                file=sys.stderr,
+                flush=True,
+            )
             RESULTS.write_text(json.dumps(results, indent=1, ensure_ascii=False))
 
 
@@ -289,9 +353,11 @@ def table(keys: list[str] | None = None) -> str:
     lines = [head, "| --- |" + " ---: |" * 10]
     for key in keys or list(results):
         s, r = results[key]["summary"], results[key]
-        lines.append(f"| {key} | {s['degeneration_rate']:.1%} | {s['echo_rate']:.1%} | {s['guard_stops']} | "
-                     f"{s['at_token_limit']} | {s['rougeL']:.3f} | {s['token_f1']:.3f} | {s['bleu']:.2f} | "
-                     f"{s['embedding_similarity']:.3f} | {s['tokens']:.0f} | {r['seconds']:.0f} |")  # fmt: skip
+        lines.append(
+            f"| {key} | {s['degeneration_rate']:.1%} | {s['echo_rate']:.1%} | {s['guard_stops']} | "
+            f"{s['at_token_limit']} | {s['rougeL']:.3f} | {s['token_f1']:.3f} | {s['bleu']:.2f} | "
+            f"{s['embedding_similarity']:.3f} | {s['tokens']:.0f} | {r['seconds']:.0f} |"
+        )
     return "\n".join(lines)
 
 

@@ -18,9 +18,11 @@ def retrieval_section(results: dict) -> str:
     """Markdown tables for benchmarks/results/retrieval.json."""
     quality = results["quality"]
     lines = [
-        f"Machine: {results['machine']['cpus']} CPUs ({results['machine']['processor']}). "
-        f"Labeled set: `{results['dataset']['path']}` ({results['dataset']['questions']} questions). "
-        "Reproduce: `make bench` (or `.venv/bin/python -m benchmarks.retrieval`).",
+        (
+            f"Machine: {results['machine']['cpus']} CPUs ({results['machine']['processor']}). "
+            f"Labeled set: `{results['dataset']['path']}` ({results['dataset']['questions']} questions). "
+            "Reproduce: `make bench` (or `.venv/bin/python -m benchmarks.retrieval`)."
+        ),
         "",
         "| retrieval (torch embedder) | hit@1 | hit@3 | hit@5 | MRR@10 | nDCG@10 |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -37,8 +39,10 @@ def retrieval_section(results: dict) -> str:
         )
     lines += [
         "",
-        f"Embedding 128-word chunks; the plain loop (one `encode` per chunk) ran at "
-        f"{quality['plain_loop_chunks_per_s']} chunks/s in the same run.",
+        (
+            f"Embedding 128-word chunks; the plain loop (one `encode` per chunk) ran at "
+            f"{quality['plain_loop_chunks_per_s']} chunks/s in the same run."
+        ),
         "",
         "| embedding backend | chunks/s | x plain loop | dense hit@5 | hybrid hit@5 | hybrid MRR@10 |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -52,16 +56,20 @@ def retrieval_section(results: dict) -> str:
     re_ = results["reingest"]
     lines += [
         "",
-        f"Ingest of {re_['files']} files: {re_['first']['embedded']} chunks embedded in "
-        f"{re_['first']['seconds']} s ({re_['first']['chunks_per_s']} chunks/s end to end); "
-        f"re-ingest unchanged: {re_['unchanged']['embedded']} embeddings, "
-        f"{re_['unchanged']['seconds']} s ({re_['unchanged_speedup']}x faster).",
+        (
+            f"Ingest of {re_['files']} files: {re_['first']['embedded']} chunks embedded in "
+            f"{re_['first']['seconds']} s ({re_['first']['chunks_per_s']} chunks/s end to end); "
+            f"re-ingest unchanged: {re_['unchanged']['embedded']} embeddings, "
+            f"{re_['unchanged']['seconds']} s ({re_['unchanged_speedup']}x faster)."
+        ),
         "",
         "| chunks | dense p50 / p95 ms | bm25 p50 / p95 ms | hybrid p50 / p95 ms | build s |",
         "| --- | --- | --- | --- | --- |",
     ]
     for size, row in results["latency"].items():
-        cells = " | ".join(f"{row[k]['p50_ms']} / {row[k]['p95_ms']}" for k in ("dense", "bm25", "hybrid"))
+        cells = " | ".join(
+            f"{row[k]['p50_ms']} / {row[k]['p95_ms']}" for k in ("dense", "bm25", "hybrid")
+        )
         lines.append(f"| {int(size):,} | {cells} | {row['build_s']} |")
     return "\n".join(lines)
 
@@ -107,8 +115,10 @@ def render() -> None:
         if not path.exists() or not document.exists():
             continue
         body = render_section(json.loads(path.read_text()))
-        pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)", re.S)
-        document.write_text(pattern.sub(lambda m: m.group(1) + body + m.group(2), document.read_text()))
+        pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)", re.DOTALL)
+        document.write_text(
+            pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), document.read_text())
+        )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,9 @@ from evals.retrieval_eval import evaluate, load_dataset, score_ranking
 REPO = Path(__file__).resolve().parent.parent
 DATASET = REPO / "evals/datasets/retrieval_docs.jsonl"
 # The files the labeled set was written against: docs/ grows, the labels do not.
-CORPUS = [REPO / line for line in (REPO / "evals/datasets/retrieval_docs.files").read_text().split()]
+CORPUS = [
+    REPO / line for line in (REPO / "evals/datasets/retrieval_docs.files").read_text().split()
+]
 RESULTS = REPO / "benchmarks/results/retrieval.json"
 BACKENDS = [("torch", "fp32"), ("onnx", "fp32"), ("onnx", "optimized"), ("onnx", "int8")]
 
@@ -134,7 +136,10 @@ def latency_at_scale(work: Path, sizes=(10_000, 100_000), queries: int = 60) -> 
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             texts = [" ".join(rng.choice(words, 60)) for _ in range(n)]
             ids = [f"s{have + i}" for i in range(n)]
-            metas = [{"source": f"/synthetic/doc{(have + i) // 10}.md", "file_type": "md"} for i in range(n)]
+            metas = [
+                {"source": f"/synthetic/doc{(have + i) // 10}.md", "file_type": "md"}
+                for i in range(n)
+            ]
             store.upsert(collection, ids, texts, vectors, metas)
             have += n
         store.rebuild_lexical(collection)
@@ -175,11 +180,14 @@ def reingest(work: Path, files: int = 500) -> dict:
     again_s = time.perf_counter() - started
     return {
         "files": files,
-        "first": {"embedded": first.embedded, "seconds": round(first_s, 1),
-                  "chunks_per_s": round(first.embedded / first_s, 2)},
+        "first": {
+            "embedded": first.embedded,
+            "seconds": round(first_s, 1),
+            "chunks_per_s": round(first.embedded / first_s, 2),
+        },
         "unchanged": {"embedded": again.embedded, "seconds": round(again_s, 2)},
         "unchanged_speedup": round(first_s / again_s, 1),
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -188,7 +196,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ragtune-bench-") as tmp:
         work = Path(tmp)
         results = {
-            "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "processor": platform.processor() or platform.machine(),
+            },
             "dataset": {"path": str(DATASET.relative_to(REPO)), "questions": len(dataset)},
             "quality": quality_and_backends(work, dataset),
             "reingest": reingest(work),

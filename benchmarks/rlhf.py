@@ -34,7 +34,9 @@ def ragtune(*args: str) -> dict:
     """Run a ragtune command with --json; its parsed output."""
     started = time.monotonic()
     print("$ ragtune", " ".join(args), file=sys.stderr, flush=True)
-    result = subprocess.run([RAGTUNE, *args, "--json"], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [RAGTUNE, *args, "--json"], cwd=REPO, capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         raise SystemExit(f"ragtune {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     print(f"  done in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
@@ -62,16 +64,26 @@ def sentiment_comparison(registry, settings) -> dict:
 
     args = load_args(PPOArgs, REPO / "configs/train/ppo_sentiment.yaml", {})
     args.base_model = resolve_base_model(settings, args.base_model)
-    prompts = load_prompts(REPO / args.eval_dataset, args.prompt_column, args.prompt_words, args.min_prompt_words,
-                           args.eval_prompts, args.seed + 1)  # same held-out openings as train_ppo  # fmt: skip
+    prompts = load_prompts(
+        REPO / args.eval_dataset,
+        args.prompt_column,
+        args.prompt_words,
+        args.min_prompt_words,
+        args.eval_prompts,
+        args.seed + 1,
+    )  # same held-out openings as train_ppo
     score = load_reward(registry, args.reward, args.base_model, args.reward_label)
     tokenizer = load_tokenizer(args.base_model)
     rows = {}
     for name in ("sst2-ppo", "sst2-dpo"):
         base = AutoModelForCausalLM.from_pretrained(args.base_model, dtype=torch.float32)
-        policy = PolicyWithValue(PeftModel.from_pretrained(base, registry.path(name)), args.temperature)
+        policy = PolicyWithValue(
+            PeftModel.from_pretrained(base, registry.path(name)), args.temperature
+        )
         if "base" not in rows:
-            rows["base"] = evaluate_policy(policy, tokenizer, prompts, prompts, score, args, adapter=False)
+            rows["base"] = evaluate_policy(
+                policy, tokenizer, prompts, prompts, score, args, adapter=False
+            )
         rows[name] = evaluate_policy(policy, tokenizer, prompts, prompts, score, args, adapter=True)
     return rows
 
@@ -87,33 +99,84 @@ def main() -> None:
     settings = load_settings()
     registry = build_registry(settings)
     started = time.monotonic()
-    results: dict = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()}}
+    results: dict = {
+        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()}
+    }
 
     train("classify", "configs/train/classify_features.yaml", "sst2-features", True, registry)
     ppo = train("ppo", "configs/train/ppo_sentiment.yaml", "sst2-ppo", options.reuse, registry)
     if not (options.reuse and Path(SST2_PAIRS).exists()):
-        sampled = ragtune("prefs", "sample", "--reward", "sst2-features", "--prompts", "../shared/data/sst2/train.tsv",
-                          "--prompt-words", "4", "--min-prompt-words", "8", "--rows", "384", "--output", SST2_PAIRS)
+        sampled = ragtune(
+            "prefs",
+            "sample",
+            "--reward",
+            "sst2-features",
+            "--prompts",
+            "../shared/data/sst2/train.tsv",
+            "--prompt-words",
+            "4",
+            "--min-prompt-words",
+            "8",
+            "--rows",
+            "384",
+            "--output",
+            SST2_PAIRS,
+        )
         results["sst2_sampled_pairs"] = sampled
     dpo = train("dpo", "configs/train/dpo_sentiment.yaml", "sst2-dpo", options.reuse, registry)
     results["sentiment"] = {
-        "ppo": {k: ppo["metrics"][k] for k in ("heldout_mean_reward_before", "heldout_mean_reward_after",
-                                                "heldout_kl_from_base", "steps", "seconds_per_step",
-                                                "peak_memory_mb", "curve")},
-        "dpo": {k: dpo["metrics"].get(k) for k in ("train_pairs", "steps", "seconds_per_step", "peak_memory_mb")},
+        "ppo": {
+            k: ppo["metrics"][k]
+            for k in (
+                "heldout_mean_reward_before",
+                "heldout_mean_reward_after",
+                "heldout_kl_from_base",
+                "steps",
+                "seconds_per_step",
+                "peak_memory_mb",
+                "curve",
+            )
+        },
+        "dpo": {
+            k: dpo["metrics"].get(k)
+            for k in ("train_pairs", "steps", "seconds_per_step", "peak_memory_mb")
+        },
         "same_prompts": sentiment_comparison(registry, settings),
-    }  # fmt: skip
+    }
 
-    reward = train("reward", "configs/train/reward_grounded.yaml", "grounded-reward", options.reuse, registry)
-    grounded_dpo = train("dpo", "configs/train/dpo_grounded.yaml", "grounded-dpo", options.reuse, registry)
+    reward = train(
+        "reward", "configs/train/reward_grounded.yaml", "grounded-reward", options.reuse, registry
+    )
+    grounded_dpo = train(
+        "dpo", "configs/train/dpo_grounded.yaml", "grounded-dpo", options.reuse, registry
+    )
     results["grounded"] = {
-        "reward": {k: reward["metrics"][k] for k in ("heldout_pairwise_accuracy", "heldout_pairs",
-                                                     "train_pairwise_accuracy", "train_pairs", "truncated_prompts",
-                                                     "steps", "seconds_per_step", "peak_memory_mb")},
-        "dpo": {k: grounded_dpo["metrics"].get(k) for k in ("win_rate_vs_base", "mean_reward_base",
-                                                            "mean_reward_tuned", "judged_prompts", "steps",
-                                                            "seconds_per_step", "peak_memory_mb")},
-    }  # fmt: skip
+        "reward": {
+            k: reward["metrics"][k]
+            for k in (
+                "heldout_pairwise_accuracy",
+                "heldout_pairs",
+                "train_pairwise_accuracy",
+                "train_pairs",
+                "truncated_prompts",
+                "steps",
+                "seconds_per_step",
+                "peak_memory_mb",
+            )
+        },
+        "dpo": {
+            k: grounded_dpo["metrics"].get(k)
+            for k in (
+                "win_rate_vs_base",
+                "mean_reward_base",
+                "mean_reward_tuned",
+                "judged_prompts",
+                "steps",
+                "seconds_per_step",
+                "peak_memory_mb",
+            )
+        },
+    }
     results["total_minutes"] = round((time.monotonic() - started) / 60, 1)
     results["reused_adapters"] = options.reuse
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -131,11 +194,17 @@ def rlhf_section(results: dict) -> str:
     lines = [
         f"Machine: {results['machine']['cpus']} CPUs ({results['machine']['processor']}). "
         f"Reproduce: `.venv/bin/python -m benchmarks.rlhf` (about an hour from scratch; "
-        + ("this rendering reused the adapters already trained and re-ran the comparisons"
-           if results.get("reused_adapters") else f"{results['total_minutes']} min in this run") + ").",
+        + (
+            "this rendering reused the adapters already trained and re-ran the comparisons"
+            if results.get("reused_adapters")
+            else f"{results['total_minutes']} min in this run"
+        )
+        + ").",
         "",
-        f"**Sentiment steering** (reward: log-odds of \"positive\" from `sst2-features`; "
-        f"{same['base']['samples']} held-out SST-2 dev openings, one seeded sample each, 24 new tokens):",
+        (
+            f'**Sentiment steering** (reward: log-odds of "positive" from `sst2-features`; '
+            f"{same['base']['samples']} held-out SST-2 dev openings, one seeded sample each, 24 new tokens):"
+        ),
         "",
         "| policy | mean reward | KL from base (nats/sample) |",
         "| --- | --- | --- |",
@@ -145,19 +214,25 @@ def rlhf_section(results: dict) -> str:
     p = s["ppo"]
     lines += [
         "",
-        f"PPO ({p['steps']} steps of 16 rollouts): held-out mean reward {p['heldout_mean_reward_before']:.3f} "
-        f"before, {p['heldout_mean_reward_after']:.3f} after, KL {p['heldout_kl_from_base']:.3f}; "
-        f"{p['seconds_per_step']} s/step, peak memory {p['peak_memory_mb']:.0f} MB. "
-        f"DPO: {s['dpo']['train_pairs']} sampled pairs, {s['dpo']['steps']} steps, "
-        f"{s['dpo']['seconds_per_step']} s/step, peak {s['dpo']['peak_memory_mb']:.0f} MB.",
+        (
+            f"PPO ({p['steps']} steps of 16 rollouts): held-out mean reward {p['heldout_mean_reward_before']:.3f} "
+            f"before, {p['heldout_mean_reward_after']:.3f} after, KL {p['heldout_kl_from_base']:.3f}; "
+            f"{p['seconds_per_step']} s/step, peak memory {p['peak_memory_mb']:.0f} MB. "
+            f"DPO: {s['dpo']['train_pairs']} sampled pairs, {s['dpo']['steps']} steps, "
+            f"{s['dpo']['seconds_per_step']} s/step, peak {s['dpo']['peak_memory_mb']:.0f} MB."
+        ),
         "",
-        "![PPO curves](../.ragtune/adapters/sst2-ppo/ppo.png) (written next to the adapter; the per-step log "
-        "is `.ragtune/runs/sst2-ppo/log.jsonl`)",
+        (
+            "![PPO curves](../.ragtune/adapters/sst2-ppo/ppo.png) (written next to the adapter; the per-step log "
+            "is `.ragtune/runs/sst2-ppo/log.jsonl`)"
+        ),
         "",
         "| PPO step | mean reward | KL | loss |",
         "| --- | --- | --- | --- |",
     ]
-    lines += [f"| {r['step']} | {r['reward']:.3f} | {r['kl']:.3f} | {r['loss']:.4f} |" for r in p["curve"]]
+    lines += [
+        f"| {r['step']} | {r['reward']:.3f} | {r['kl']:.3f} | {r['loss']:.4f} |" for r in p["curve"]
+    ]
     r, d = g["reward"], g["dpo"]
     lines += [
         "",
@@ -167,8 +242,10 @@ def rlhf_section(results: dict) -> str:
         "| --- | --- |",
         f"| reward model held-out pairwise accuracy | {r['heldout_pairwise_accuracy']:.3f} ({r['heldout_pairs']} pairs) |",
         f"| reward model training pairwise accuracy | {r['train_pairwise_accuracy']:.3f} ({r['train_pairs']} pairs) |",
-        f"| DPO win rate over base, judged by the reward model | {d['win_rate_vs_base']:.3f} "
-        f"({d['judged_prompts']} held-out prompts, greedy answers) |",
+        (
+            f"| DPO win rate over base, judged by the reward model | {d['win_rate_vs_base']:.3f} "
+            f"({d['judged_prompts']} held-out prompts, greedy answers) |"
+        ),
         f"| mean reward base / DPO | {d['mean_reward_base']:.3f} / {d['mean_reward_tuned']:.3f} |",
         f"| reward model: s/step, peak MB | {r['seconds_per_step']}, {r['peak_memory_mb']:.0f} |",
         f"| DPO: s/step, peak MB | {d['seconds_per_step']}, {d['peak_memory_mb']:.0f} |",

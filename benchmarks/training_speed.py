@@ -33,16 +33,30 @@ def main() -> None:
     env = base_env(DATA, RAGTUNE_GENERATOR__MODEL=model_dir)
     rows = {}
     for method in METHODS:
-        manifest = train_sft(env, f"configs/train/sft_{method}.yaml", f"bench-speed-{method}", STEPS, "batch_size=8")
+        manifest = train_sft(
+            env, f"configs/train/sft_{method}.yaml", f"bench-speed-{method}", STEPS, "batch_size=8"
+        )
         m = manifest["metrics"]
-        rows[method] = {"seconds_per_step": m["seconds_per_step"], "peak_memory_mb": round(m["peak_memory_mb"]),
-                        "trainable_parameters": manifest["trainable_parameters"],
-                        "trainable_share": manifest["trainable_parameters"] / manifest["total_parameters"]}  # fmt: skip
+        rows[method] = {
+            "seconds_per_step": m["seconds_per_step"],
+            "peak_memory_mb": round(m["peak_memory_mb"]),
+            "trainable_parameters": manifest["trainable_parameters"],
+            "trainable_share": manifest["trainable_parameters"] / manifest["total_parameters"],
+        }
     for row in rows.values():
-        row["x_full_step_time"] = round(row["seconds_per_step"] / rows["full"]["seconds_per_step"], 3)
-    results = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
-               "steps": STEPS, "batch_size": 8, "methods": rows,
-               "total_minutes": round((time.monotonic() - started) / 60, 1)}  # fmt: skip
+        row["x_full_step_time"] = round(
+            row["seconds_per_step"] / rows["full"]["seconds_per_step"], 3
+        )
+    results = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+        },
+        "steps": STEPS,
+        "batch_size": 8,
+        "methods": rows,
+        "total_minutes": round((time.monotonic() - started) / 60, 1),
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
@@ -51,15 +65,19 @@ def main() -> None:
 def training_section(results: dict) -> str:
     """Markdown for docs/performance.md from benchmarks/results/training.json."""
     lines = [
-        f"{results['steps']} steps at batch size {results['batch_size']} per method on the bundled instruction set; "
-        f"{results['machine']['cpus']} CPUs. Reproduce: `.venv/bin/python -m benchmarks.training_speed`.",
+        (
+            f"{results['steps']} steps at batch size {results['batch_size']} per method on the bundled instruction set; "
+            f"{results['machine']['cpus']} CPUs. Reproduce: `.venv/bin/python -m benchmarks.training_speed`."
+        ),
         "",
         "| method | s/step | x full fine-tuning | peak memory MB | trainable parameters |",
         "| --- | --- | --- | --- | --- |",
     ]
     for method, row in results["methods"].items():
-        lines.append(f"| {method} | {row['seconds_per_step']} | {row['x_full_step_time']:.2f}x | {row['peak_memory_mb']} "
-                     f"| {row['trainable_parameters']:,} ({row['trainable_share']:.3%}) |")  # fmt: skip
+        lines.append(
+            f"| {method} | {row['seconds_per_step']} | {row['x_full_step_time']:.2f}x | {row['peak_memory_mb']} "
+            f"| {row['trainable_parameters']:,} ({row['trainable_share']:.3%}) |"
+        )
     return "\n".join(lines)
 
 

@@ -60,8 +60,11 @@ def _slowest_after_pauses(url: str, requests: int = 40) -> dict:
 
 
 def measure(spin: str, model_dir: str, embedder, round_: int) -> dict:
-    settings = {"RAGTUNE_GENERATOR__MODEL": model_dir, "RAGTUNE_GENERATOR__ENABLE_LORA": "false",
-                "RAGTUNE_GENERATOR__WORKER_SPIN_S": spin}  # fmt: skip
+    settings = {
+        "RAGTUNE_GENERATOR__MODEL": model_dir,
+        "RAGTUNE_GENERATOR__ENABLE_LORA": "false",
+        "RAGTUNE_GENERATOR__WORKER_SPIN_S": spin,
+    }
     with engine(DATA, f"spin-{spin}-{round_}", **settings) as url:
         warm_up(url)
         return {
@@ -91,14 +94,26 @@ def main(rounds: int) -> None:
         rows[name] = {
             "tokens_per_s_1": round(statistics.mean(r["tokens_per_s_1"] for r in measured), 2),
             "tokens_per_s_32": round(statistics.mean(r["tokens_per_s_32"] for r in measured), 2),
-            "embed_ms_after_answer": round(statistics.mean(r["embed_ms_after_answer"] for r in measured), 1),
-            "slowest_short_request_s": max(r["short_requests_after_pauses"]["max_s"] for r in measured),
-            "median_short_request_s": round(statistics.mean(r["short_requests_after_pauses"]["median_s"]
-                                                            for r in measured), 3),  # fmt: skip
+            "embed_ms_after_answer": round(
+                statistics.mean(r["embed_ms_after_answer"] for r in measured), 1
+            ),
+            "slowest_short_request_s": max(
+                r["short_requests_after_pauses"]["max_s"] for r in measured
+            ),
+            "median_short_request_s": round(
+                statistics.mean(r["short_requests_after_pauses"]["median_s"] for r in measured), 3
+            ),
         }
-    results = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
-               "model": Path(model_dir).name, "embed_ms_alone": round(statistics.median(alone[2:]), 1),
-               "rows": rows, "runs": runs}  # fmt: skip
+    results = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+        },
+        "model": Path(model_dir).name,
+        "embed_ms_alone": round(statistics.median(alone[2:]), 1),
+        "rows": rows,
+        "runs": runs,
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     print(json.dumps(rows, indent=2))
@@ -109,12 +124,16 @@ def worker_spin_section(results: dict) -> str:
     baseline = results["rows"]["vLLM default (1 s)"]
     rounds = len(results["runs"]["vLLM default (1 s)"])
     lines = [
-        f"LoRA-free engines on {results['model']}, {rounds} interleaved round(s) per setting; "
-        f"{results['machine']['cpus']} CPUs. Query embedding alone (no engine busy): "
-        f"{results['embed_ms_alone']} ms. Reproduce: `.venv/bin/python -m benchmarks.worker_spin --rounds {rounds}`.",
+        (
+            f"LoRA-free engines on {results['model']}, {rounds} interleaved round(s) per setting; "
+            f"{results['machine']['cpus']} CPUs. Query embedding alone (no engine busy): "
+            f"{results['embed_ms_alone']} ms. Reproduce: `.venv/bin/python -m benchmarks.worker_spin --rounds {rounds}`."
+        ),
         "",
-        "| worker spin | tok/s at 1 | tok/s at 32 | x vLLM default at 32 | query embedding 0.2 s after an answer, ms "
-        "| short request after a 0-0.3 s pause: median / slowest s |",
+        (
+            "| worker spin | tok/s at 1 | tok/s at 32 | x vLLM default at 32 | query embedding 0.2 s after an answer, ms "
+            "| short request after a 0-0.3 s pause: median / slowest s |"
+        ),
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, row in results["rows"].items():
@@ -128,5 +147,10 @@ def worker_spin_section(results: dict) -> str:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds per setting (each starts an engine)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="interleaved rounds per setting (each starts an engine)",
+    )
     main(parser.parse_args().rounds)

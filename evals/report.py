@@ -10,14 +10,20 @@ from pathlib import Path
 from evals.runner import ItemResult
 
 
-def _plots(summary: dict, results: list[ItemResult], metrics: tuple[str, ...], folder: Path) -> list[Path]:
+def _plots(
+    summary: dict, results: list[ItemResult], metrics: tuple[str, ...], folder: Path
+) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     variants = list(summary["variants"])
-    shown = [m for m in metrics if m != "latency_s" and any(m in summary["variants"][v]["metrics"] for v in variants)]
+    shown = [
+        m
+        for m in metrics
+        if m != "latency_s" and any(m in summary["variants"][v]["metrics"] for v in variants)
+    ]
     paths = []
     if shown:
         columns = min(3, len(shown))
@@ -27,21 +33,30 @@ def _plots(summary: dict, results: list[ItemResult], metrics: tuple[str, ...], f
             means, errors = [], [[], []]
             for v in variants:
                 # a variant without this metric (no retrieval, say) gets no bar rather than 0
-                cell = summary["variants"][v]["metrics"].get(metric, {"mean": float("nan"), "ci": [float("nan")] * 2})
+                cell = summary["variants"][v]["metrics"].get(
+                    metric, {"mean": float("nan"), "ci": [float("nan")] * 2}
+                )
                 means.append(cell["mean"])
-                errors[0].append(max(cell["mean"] - cell["ci"][0], 0) if cell["mean"] == cell["mean"] else 0)
-                errors[1].append(max(cell["ci"][1] - cell["mean"], 0) if cell["mean"] == cell["mean"] else 0)
+                errors[0].append(
+                    max(cell["mean"] - cell["ci"][0], 0) if cell["mean"] == cell["mean"] else 0
+                )
+                errors[1].append(
+                    max(cell["ci"][1] - cell["mean"], 0) if cell["mean"] == cell["mean"] else 0
+                )
             axis.bar(range(len(variants)), means, yerr=errors, capsize=4, color="#4c72b0")
             axis.set_xticks(range(len(variants)), variants, rotation=30, ha="right", fontsize=8)
             axis.set_title(f"{metric} (95% CI)", fontsize=10)
             axis.grid(axis="y", alpha=0.3)
-        for axis in list(axes.flat)[len(shown):]:
+        for axis in list(axes.flat)[len(shown) :]:
             axis.axis("off")
         fig.tight_layout()
         paths.append(folder / "metrics.png")
         fig.savefig(paths[-1], dpi=100)
         plt.close(fig)
-    latencies = [[r.scores["latency_s"] for r in results if r.variant == v and "latency_s" in r.scores] for v in variants]
+    latencies = [
+        [r.scores["latency_s"] for r in results if r.variant == v and "latency_s" in r.scores]
+        for v in variants
+    ]
     if any(latencies):
         fig, axis = plt.subplots(figsize=(max(4, 1.3 * len(variants)), 3.2))
         axis.boxplot(latencies, showfliers=True)
@@ -58,34 +73,60 @@ def _plots(summary: dict, results: list[ItemResult], metrics: tuple[str, ...], f
 def _markdown(title: str, summary: dict, metrics: tuple[str, ...], labels: dict[str, str]) -> str:
     variants = list(summary["variants"])
     lines = [f"# {title}", "", "| variant | recipe | errors |", "| --- | --- | --- |"]
-    lines += [f"| {v} | {labels.get(v, '')} | {summary['variants'][v]['errors']} |" for v in variants]
+    lines += [
+        f"| {v} | {labels.get(v, '')} | {summary['variants'][v]['errors']} |" for v in variants
+    ]
     for metric in metrics:
         cells = [(v, summary["variants"][v]["metrics"].get(metric)) for v in variants]
         if not any(c for _, c in cells):
             continue
-        lines += ["", f"## {metric}", "", "| variant | mean | 95% CI | n |", "| --- | --- | --- | --- |"]
+        lines += [
+            "",
+            f"## {metric}",
+            "",
+            "| variant | mean | 95% CI | n |",
+            "| --- | --- | --- | --- |",
+        ]
         for v, c in cells:
             if c:
-                lines.append(f"| {v} | {c['mean']:.3f} | [{c['ci'][0]:.3f}, {c['ci'][1]:.3f}] | {c['n']} |")
+                lines.append(
+                    f"| {v} | {c['mean']:.3f} | [{c['ci'][0]:.3f}, {c['ci'][1]:.3f}] | {c['n']} |"
+                )
     if summary["pairs"]:
-        lines += ["", "## Paired differences (sign-flip permutation test)", "",
-                  "| pair | metric | mean difference | p-value | n |", "| --- | --- | --- | --- | --- |"]  # fmt: skip
+        lines += [
+            "",
+            "## Paired differences (sign-flip permutation test)",
+            "",
+            "| pair | metric | mean difference | p-value | n |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for pair, per_metric in summary["pairs"].items():
             for metric, cell in per_metric.items():
                 if metric in metrics and metric != "latency_s":
-                    lines.append(f"| {pair} | {metric} | {cell['diff']:+.3f} | {cell['p']:.3f} | {cell['n']} |")
+                    lines.append(
+                        f"| {pair} | {metric} | {cell['diff']:+.3f} | {cell['p']:.3f} | {cell['n']} |"
+                    )
     return "\n".join(lines) + "\n"
 
 
 def write_report(
-    folder: Path, title: str, results: list[ItemResult], summary: dict, metrics: tuple[str, ...], labels: dict[str, str]
+    folder: Path,
+    title: str,
+    results: list[ItemResult],
+    summary: dict,
+    metrics: tuple[str, ...],
+    labels: dict[str, str],
 ) -> dict[str, Path]:
     """Write every output into ``folder``; return their paths by kind."""
     import markdown as markdown_lib
 
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {"results": folder / "results.jsonl", "summary": folder / "summary.json",
-             "markdown": folder / "report.md", "html": folder / "report.html"}  # fmt: skip
+    paths = {
+        "results": folder / "results.jsonl",
+        "summary": folder / "summary.json",
+        "markdown": folder / "report.md",
+        "html": folder / "report.html",
+    }
     with paths["results"].open("w") as handle:
         for result in results:
             handle.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")

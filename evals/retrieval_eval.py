@@ -40,7 +40,11 @@ class RetrievalReport:
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
-        return {"collection": self.collection, "questions": self.questions, "retrievers": self.results}
+        return {
+            "collection": self.collection,
+            "questions": self.questions,
+            "retrievers": self.results,
+        }
 
     def table(self) -> str:
         """A plain-text table, one row per retriever."""
@@ -65,7 +69,11 @@ def load_dataset(path: Path) -> list[LabeledQuestion]:
             question, relevant = record["question"], record["relevant"]
             if not isinstance(question, str) or not question.strip():
                 raise ValueError("'question' must be a non-empty string")
-            if not isinstance(relevant, list) or not relevant or not all(isinstance(r, str) for r in relevant):
+            if (
+                not isinstance(relevant, list)
+                or not relevant
+                or not all(isinstance(r, str) for r in relevant)
+            ):
                 raise ValueError("'relevant' must be a non-empty list of source paths")
         except (KeyError, TypeError, ValueError) as exc:
             raise DatasetError(f"{path}, line {number}: {exc.__class__.__name__}: {exc}") from None

@@ -22,8 +22,20 @@ from evals.retrieval_eval import matches
 from evals.stats import bootstrap_ci, paired_permutation_p
 from evals.suites import Item, Suite
 
-QA_METRICS = ("rouge1", "rouge2", "rougeL", "bleu", "exact_match", "token_f1", "embedding_similarity",
-              "hit@1", "hit@4", "mrr", "latency_s", "tokens_per_s")  # fmt: skip
+QA_METRICS = (
+    "rouge1",
+    "rouge2",
+    "rougeL",
+    "bleu",
+    "exact_match",
+    "token_f1",
+    "embedding_similarity",
+    "hit@1",
+    "hit@4",
+    "mrr",
+    "latency_s",
+    "tokens_per_s",
+)
 CLASSIFICATION_METRICS = ("accuracy", "latency_s")
 
 
@@ -70,20 +82,26 @@ def run_suite(
     from concurrent.futures import ThreadPoolExecutor
 
     predictors = {v.name: classifier(v.classifier) for v in variants if v.classifier and classifier}
-    jobs = [(variant, index, item) for variant in variants for index, item in enumerate(suite.items)]
+    jobs = [
+        (variant, index, item) for variant in variants for index, item in enumerate(suite.items)
+    ]
 
     def one(job) -> ItemResult:
         from app.errors import user_error_types
 
         variant, index, item = job
-        result = ItemResult(variant.name, index, item.question, reference=item.reference or (item.label or ""))
+        result = ItemResult(
+            variant.name, index, item.question, reference=item.reference or (item.label or "")
+        )
         try:
             if variant.name in predictors:
                 started = time.perf_counter()
                 label, _ = predictors[variant.name]([item.question])[0]
                 result.answer = label
-                result.scores = {"accuracy": float(label == item.label),
-                                 "latency_s": time.perf_counter() - started}  # fmt: skip
+                result.scores = {
+                    "accuracy": float(label == item.label),
+                    "latency_s": time.perf_counter() - started,
+                }
             else:
                 _answer(runner, variant, suite, item, result, embed)
         except user_error_types() as exc:
@@ -97,30 +115,45 @@ def run_suite(
 
 
 def _answer(runner, variant, suite, item: Item, result: ItemResult, embed) -> None:
-    question = suite.prompt.format(text=item.question) if suite.kind == "classification" else item.question
+    question = (
+        suite.prompt.format(text=item.question) if suite.kind == "classification" else item.question
+    )
     started = time.perf_counter()
     turn = runner.prepare(variant, question)
     deltas = list(runner.stream(variant, turn))
     latency = time.perf_counter() - started
     result.answer = "".join(deltas).strip()
-    result.sources = [{"source": s.source, "page": s.page, "score": s.score, "also_in": s.also_in}
-                      for s in turn.sources]  # fmt: skip
+    result.sources = [
+        {"source": s.source, "page": s.page, "score": s.score, "also_in": s.also_in}
+        for s in turn.sources
+    ]
     if suite.kind == "classification":
         predicted = parse_label(result.answer, suite.labels)
         result.scores = {"accuracy": float(predicted == item.label), "latency_s": latency}
         return
-    scores = {**rouge(result.answer, item.reference), "bleu": bleu(result.answer, item.reference),
-              "exact_match": exact_match(result.answer, item.reference),
-              "token_f1": token_f1(result.answer, item.reference),
-              "latency_s": latency, "tokens_per_s": len(deltas) / latency if latency else 0.0}  # fmt: skip
+    scores = {
+        **rouge(result.answer, item.reference),
+        "bleu": bleu(result.answer, item.reference),
+        "exact_match": exact_match(result.answer, item.reference),
+        "token_f1": token_f1(result.answer, item.reference),
+        "latency_s": latency,
+        "tokens_per_s": len(deltas) / latency if latency else 0.0,
+    }
     if embed is not None and result.answer:
         vectors = embed([result.answer, item.reference])
         scores["embedding_similarity"] = float(vectors[0] @ vectors[1])
     if item.relevant and turn.sources:
-        ranked = dedupe([name for s in turn.sources for name in (s.source, *s.also_in)])  # a shared text's files
+        ranked = dedupe(
+            [name for s in turn.sources for name in (s.source, *s.also_in)]
+        )  # a shared text's files
         hits = {s for s in ranked if any(matches(s, label) for label in item.relevant)}
-        scores.update({"hit@1": hit_at_k(ranked, hits, 1), "hit@4": hit_at_k(ranked, hits, 4),
-                       "mrr": mrr_at_k(ranked, hits, 10)})  # fmt: skip
+        scores.update(
+            {
+                "hit@1": hit_at_k(ranked, hits, 1),
+                "hit@4": hit_at_k(ranked, hits, 4),
+                "mrr": mrr_at_k(ranked, hits, 10),
+            }
+        )
     result.scores = scores
 
 
@@ -138,17 +171,29 @@ def summarise(results: list[ItemResult], metrics: tuple[str, ...]) -> dict:
             values = [r.scores[metric] for r in rows if not r.error and metric in r.scores]
             if values:
                 low, high = bootstrap_ci(values)
-                table[variant]["metrics"][metric] = {"mean": statistics.fmean(values), "ci": [low, high], "n": len(values)}
+                table[variant]["metrics"][metric] = {
+                    "mean": statistics.fmean(values),
+                    "ci": [low, high],
+                    "n": len(values),
+                }
     pairs = {}
     for a, b in itertools.combinations(variants, 2):
         by_index = {(r.variant, r.index): r for r in results if not r.error}
         for metric in metrics:
-            shared = [i for (v, i) in by_index if v == a and (b, i) in by_index
-                      and metric in by_index[(a, i)].scores and metric in by_index[(b, i)].scores]  # fmt: skip
+            shared = [
+                i
+                for (v, i) in by_index
+                if v == a
+                and (b, i) in by_index
+                and metric in by_index[(a, i)].scores
+                and metric in by_index[(b, i)].scores
+            ]
             if len(shared) >= 2:
                 pa = [by_index[(a, i)].scores[metric] for i in shared]
                 pb = [by_index[(b, i)].scores[metric] for i in shared]
                 pairs.setdefault(f"{a} vs {b}", {})[metric] = {
-                    "diff": statistics.fmean(pa) - statistics.fmean(pb), "p": paired_permutation_p(pa, pb), "n": len(shared),
+                    "diff": statistics.fmean(pa) - statistics.fmean(pb),
+                    "p": paired_permutation_p(pa, pb),
+                    "n": len(shared),
                 }
     return {"variants": table, "pairs": pairs}

@@ -8,7 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def bootstrap_ci(values: list[float], *, confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    values: list[float], *, confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean."""
     data = np.asarray(values, dtype=float)
     if data.size == 0:
@@ -22,7 +24,9 @@ def bootstrap_ci(values: list[float], *, confidence: float = 0.95, resamples: in
     return float(low), float(high)
 
 
-def paired_permutation_p(a: list[float], b: list[float], *, resamples: int = 5000, seed: int = 0) -> float:
+def paired_permutation_p(
+    a: list[float], b: list[float], *, resamples: int = 5000, seed: int = 0
+) -> float:
     """Two-sided p-value that paired scores ``a`` and ``b`` have the same mean.
 
     Sign-flip permutation test on the per-item differences (exact when there are few

@@ -77,7 +77,13 @@ def _qa_items(path: Path) -> list[Item]:
     for number, record in read_jsonl(path, SuiteError):
         if not isinstance(record.get("question"), str):
             raise SuiteError(f"{path}, line {number}: expected {{question, reference}}")
-        items.append(Item(record["question"], str(record.get("reference", "")), list(record.get("relevant", []))))
+        items.append(
+            Item(
+                record["question"],
+                str(record.get("reference", "")),
+                list(record.get("relevant", [])),
+            )
+        )
     return items
 
 
@@ -88,4 +94,6 @@ def _classification_items(path: Path, spec: dict) -> list[Item]:
         data = load_labeled(path).sample(spec.get("limit"), seed=int(spec.get("seed", 0)))
     except DatasetError as exc:
         raise SuiteError(str(exc)) from None
-    return [Item(text, label=data.label_names[label]) for text, label in zip(data.texts, data.labels)]
+    return [
+        Item(text, label=data.label_names[label]) for text, label in zip(data.texts, data.labels)
+    ]

@@ -46,17 +46,36 @@ class VoteStore:
         return db
 
     def add_comparison(
-        self, question: str, variant_a: str, variant_b: str, answer_a: str, answer_b: str,
-        *, sources_a: list | None = None, sources_b: list | None = None, failed: bool = False, blind: bool = True,
-    ) -> int:  # fmt: skip
+        self,
+        question: str,
+        variant_a: str,
+        variant_b: str,
+        answer_a: str,
+        answer_b: str,
+        *,
+        sources_a: list | None = None,
+        sources_b: list | None = None,
+        failed: bool = False,
+        blind: bool = True,
+    ) -> int:
         """Store a finished comparison; return its id."""
         with closing(self._connect()) as db, db:
             cursor = db.execute(
                 "INSERT INTO comparisons (created, question, variant_a, variant_b, answer_a, answer_b, "
                 "sources_a, sources_b, failed, blind) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (time.time(), question, variant_a, variant_b, answer_a, answer_b,
-                 json.dumps(sources_a or []), json.dumps(sources_b or []), int(failed), int(blind)),
-            )  # fmt: skip
+                (
+                    time.time(),
+                    question,
+                    variant_a,
+                    variant_b,
+                    answer_a,
+                    answer_b,
+                    json.dumps(sources_a or []),
+                    json.dumps(sources_b or []),
+                    int(failed),
+                    int(blind),
+                ),
+            )
             return int(cursor.lastrowid)
 
     def vote(self, comparison_id: int, outcome: str, comment: str = "") -> None:
@@ -64,14 +83,20 @@ class VoteStore:
         if outcome not in OUTCOMES:
             raise VoteError(f"unknown outcome {outcome!r}; use one of {', '.join(OUTCOMES)}")
         with closing(self._connect()) as db, db:
-            row = db.execute("SELECT failed FROM comparisons WHERE id = ?", (comparison_id,)).fetchone()
+            row = db.execute(
+                "SELECT failed FROM comparisons WHERE id = ?", (comparison_id,)
+            ).fetchone()
             if row is None:
                 raise VoteError(f"no comparison {comparison_id}")
             if row["failed"]:
-                raise VoteError("an answer of this comparison failed to generate; the vote is not recorded")
+                raise VoteError(
+                    "an answer of this comparison failed to generate; the vote is not recorded"
+                )
             try:
-                db.execute("INSERT INTO votes (comparison_id, outcome, comment, created) VALUES (?,?,?,?)",
-                           (comparison_id, outcome, comment, time.time()))  # fmt: skip
+                db.execute(
+                    "INSERT INTO votes (comparison_id, outcome, comment, created) VALUES (?,?,?,?)",
+                    (comparison_id, outcome, comment, time.time()),
+                )
             except sqlite3.IntegrityError:
                 raise VoteError("this comparison already has a vote") from None
 
@@ -102,10 +127,23 @@ class VoteStore:
             wins = sum(1 for a, b, o in mine if (o == "a" and a == v) or (o == "b" and b == v))
             ties = sum(1 for _, _, o in mine if o in ("tie", "both_bad"))
             ordered = sorted(samples[v])
-            ci = [ordered[int(0.025 * len(ordered))], ordered[int(0.975 * (len(ordered) - 1))]] if ordered else [ratings[v]] * 2
-            rows.append({"variant": v, "votes": len(mine), "wins": wins, "losses": len(mine) - wins - ties,
-                         "ties": ties, "win_rate": round(wins / len(mine), 3) if mine else 0.0,
-                         "rating": round(ratings[v], 1), "ci": [round(c, 1) for c in ci]})  # fmt: skip
+            ci = (
+                [ordered[int(0.025 * len(ordered))], ordered[int(0.975 * (len(ordered) - 1))]]
+                if ordered
+                else [ratings[v]] * 2
+            )
+            rows.append(
+                {
+                    "variant": v,
+                    "votes": len(mine),
+                    "wins": wins,
+                    "losses": len(mine) - wins - ties,
+                    "ties": ties,
+                    "win_rate": round(wins / len(mine), 3) if mine else 0.0,
+                    "rating": round(ratings[v], 1),
+                    "ci": [round(c, 1) for c in ci],
+                }
+            )
         return sorted(rows, key=lambda r: r["rating"], reverse=True)
 
     def export_preferences(self, path: Path) -> int:
@@ -117,15 +155,22 @@ class VoteStore:
                 if row["outcome"] not in ("a", "b") or row["answer_a"] == row["answer_b"]:
                     continue
                 chosen, rejected = ("a", "b") if row["outcome"] == "a" else ("b", "a")
-                record = {"prompt": row["question"], "chosen": row[f"answer_{chosen}"],
-                          "rejected": row[f"answer_{rejected}"], "chosen_variant": row[f"variant_{chosen}"],
-                          "rejected_variant": row[f"variant_{rejected}"], "comment": row["comment"] or ""}  # fmt: skip
+                record = {
+                    "prompt": row["question"],
+                    "chosen": row[f"answer_{chosen}"],
+                    "rejected": row[f"answer_{rejected}"],
+                    "chosen_variant": row[f"variant_{chosen}"],
+                    "rejected_variant": row[f"variant_{rejected}"],
+                    "comment": row["comment"] or "",
+                }
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
                 count += 1
         return count
 
 
-def bradley_terry(games: list[tuple[str, str, str]], variants: list[str], iterations: int = 200) -> dict[str, float]:
+def bradley_terry(
+    games: list[tuple[str, str, str]], variants: list[str], iterations: int = 200
+) -> dict[str, float]:
     """Bradley-Terry strengths by MM iterations, as Elo-scale ratings centred on 1000.
 
     A tie or "both bad" counts half a win to each side; every variant gets one virtual

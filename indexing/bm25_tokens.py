@@ -37,11 +37,21 @@ _WORD_RUN = regex.compile(r"\w+")
 _SCRIPT_SPLIT = regex.compile(rf"(?V1)({_BIGRAM_SCRIPTS}+)|([\w--{_BIGRAM_SCRIPTS}]{{2,}})")
 # PyStemmer algorithm -> bm25s stop-word list (languages bm25s has no list for get none).
 _STOPWORD_LISTS = {
-    "english": "EN", "porter": "EN", "danish": "DANISH", "dutch": "DUTCH", "dutch_porter": "DUTCH",
-    "french": "FRENCH", "german": "GERMAN", "italian": "ITALIAN", "norwegian": "NORWEGIAN",
-    "portuguese": "PORTUGUESE", "russian": "RUSSIAN", "spanish": "SPANISH", "swedish": "SWEDISH",
+    "english": "EN",
+    "porter": "EN",
+    "danish": "DANISH",
+    "dutch": "DUTCH",
+    "dutch_porter": "DUTCH",
+    "french": "FRENCH",
+    "german": "GERMAN",
+    "italian": "ITALIAN",
+    "norwegian": "NORWEGIAN",
+    "portuguese": "PORTUGUESE",
+    "russian": "RUSSIAN",
+    "spanish": "SPANISH",
+    "swedish": "SWEDISH",
     "turkish": "TURKISH",
-}  # fmt: skip
+}
 
 
 def languages() -> list[str]:

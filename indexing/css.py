@@ -25,9 +25,19 @@ from bs4 import BeautifulSoup, Tag
 
 VIEWPORT = (1280, 800)  # (width, height) in px of the window @media queries are tested on
 FONT_PX = 16.0  # the default font size: 1em = 1rem = 16px
-_ABSOLUTE_PX = {"px": 1.0, "pt": 4 / 3, "pc": 16.0, "in": 96.0, "cm": 96 / 2.54, "mm": 9.6 / 2.54,
-                "q": 2.4 / 2.54, "em": FONT_PX, "rem": FONT_PX,
-                "vw": VIEWPORT[0] / 100, "vh": VIEWPORT[1] / 100}  # fmt: skip
+_ABSOLUTE_PX = {
+    "px": 1.0,
+    "pt": 4 / 3,
+    "pc": 16.0,
+    "in": 96.0,
+    "cm": 96 / 2.54,
+    "mm": 9.6 / 2.54,
+    "q": 2.4 / 2.54,
+    "em": FONT_PX,
+    "rem": FONT_PX,
+    "vw": VIEWPORT[0] / 100,
+    "vh": VIEWPORT[1] / 100,
+}
 _SCREEN_TYPES = {"all", "screen"}
 
 
@@ -170,8 +180,9 @@ def _rules(nodes, parent: list[list] | None = None) -> list[Rule]:
             rules.extend(_style_rule(selectors, node.content))
         elif node.type == "at-rule" and node.content is not None and _block_applies(node):
             if parent is None:
-                inner = tinycss2.parse_rule_list(node.content, skip_comments=True,
-                                                 skip_whitespace=True)  # fmt: skip
+                inner = tinycss2.parse_rule_list(
+                    node.content, skip_comments=True, skip_whitespace=True
+                )
                 rules.extend(_rules(inner))
             else:  # an at-rule nested in a style rule holds declarations for that rule
                 rules.extend(_style_rule(parent, node.content))
@@ -190,8 +201,10 @@ def _nested(selector: list, parent: list[list] | None) -> list:
     if parent is None:
         return selector
     outer = ":is(" + ", ".join(tinycss2.serialize(p).strip() for p in parent) + ")"
-    pieces = [outer if t.type == "literal" and t.value == "&" else tinycss2.serialize([t])
-              for t in selector]  # fmt: skip
+    pieces = [
+        outer if t.type == "literal" and t.value == "&" else tinycss2.serialize([t])
+        for t in selector
+    ]
     text = "".join(pieces).strip()
     return tinycss2.parse_component_value_list(text if outer in pieces else f"{outer} {text}")
 
@@ -221,8 +234,10 @@ def _mirror(soup: BeautifulSoup) -> tuple[ET.Element, dict[int, Tag]]:
 
 
 def _attributes(tag: Tag) -> dict[str, str]:
-    return {name: " ".join(value) if isinstance(value, list) else str(value)
-            for name, value in tag.attrs.items()}  # fmt: skip
+    return {
+        name: " ".join(value) if isinstance(value, list) else str(value)
+        for name, value in tag.attrs.items()
+    }
 
 
 def _select(soup: BeautifulSoup, selector: str) -> list[Tag]:

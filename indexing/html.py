@@ -18,10 +18,38 @@ from bs4 import BeautifulSoup, NavigableString, Tag
 from indexing.visibility import drop_invisible
 
 HEADINGS = {f"h{level}": level for level in range(1, 7)}
-BLOCKS = {"address", "article", "aside", "blockquote", "body", "caption", "dd", "details",
-          "dialog", "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form",
-          "header", "hr", "html", "li", "main", "nav", "ol", "p", "section", "summary",
-          "table", "tr", "ul"}  # fmt: skip
+BLOCKS = {
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "body",
+    "caption",
+    "dd",
+    "details",
+    "dialog",
+    "div",
+    "dl",
+    "dt",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "footer",
+    "form",
+    "header",
+    "hr",
+    "html",
+    "li",
+    "main",
+    "nav",
+    "ol",
+    "p",
+    "section",
+    "summary",
+    "table",
+    "tr",
+    "ul",
+}
 _STRUCTURE = re.compile(r"^(#|```|~~~|<|[=-]+$)")
 
 

@@ -113,8 +113,9 @@ class LexicalIndex:
         path = self.folder / "revision"
         return path.read_text() if path.exists() else ""
 
-    def rebuild(self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]],
-                revision: str = "") -> None:  # fmt: skip
+    def rebuild(
+        self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]], revision: str = ""
+    ) -> None:
         """Index these chunks (the full content of the collection) and persist."""
         import bm25s
 

@@ -26,7 +26,9 @@ _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 def export(model_dir: str, out_dir: Path, variant: str) -> Path:
     """Write ``<variant>.onnx`` for the sentence-transformers model in ``model_dir`` (once)."""
     if variant not in ONNX_VARIANTS:
-        raise ValueError(f"unknown ONNX variant {variant!r}; choose one of {', '.join(ONNX_VARIANTS)}")
+        raise ValueError(
+            f"unknown ONNX variant {variant!r}; choose one of {', '.join(ONNX_VARIANTS)}"
+        )
     target = out_dir / f"{variant}.onnx"
     if target.exists():
         return target
@@ -108,11 +110,15 @@ class OnnxSentenceEncoder:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(onnx_path), options, providers=["CPUExecutionProvider"]
+        )
         folder = Path(model_dir)
         pooling = _read_json(folder / "1_Pooling" / "config.json")
         self.cls_pooling = bool(pooling.get("pooling_mode_cls_token"))
-        self.max_length = int(_read_json(folder / "sentence_bert_config.json").get("max_seq_length", 256))
+        self.max_length = int(
+            _read_json(folder / "sentence_bert_config.json").get("max_seq_length", 256)
+        )
 
     def encode(self, texts: list[str], batch_size: int = 32, **_: object) -> np.ndarray:
         """Pooled, L2-normalised embeddings, longest texts batched together."""

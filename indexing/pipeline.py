@@ -114,8 +114,15 @@ class IngestPipeline:
         collection never mixes two strategies.
         """
         with collection_lock(self.store.index_root / ".locks", collection_name):
-            return self._ingest(paths, collection_name, prune=prune, tags=tags, chunking=chunking,
-                                show_progress=show_progress, on_file=on_file)  # fmt: skip
+            return self._ingest(
+                paths,
+                collection_name,
+                prune=prune,
+                tags=tags,
+                chunking=chunking,
+                show_progress=show_progress,
+                on_file=on_file,
+            )
 
     def _ingest(
         self, paths, collection_name, *, prune, tags, chunking, show_progress, on_file

@@ -153,12 +153,17 @@ class _Base:
                 ids=restrict,
                 include=["documents", "metadatas", "distances"],
             )
-            hits = zip(found["ids"][0], found["documents"][0], found["metadatas"][0], found["distances"][0])  # fmt: skip
-            chunks = _distinct(scope, [
-                _chunk(i, text, meta, 1.0 - float(distance))
-                for i, text, meta, distance in hits
-                if keep is None or i in keep
-            ])  # fmt: skip
+            hits = zip(
+                found["ids"][0], found["documents"][0], found["metadatas"][0], found["distances"][0]
+            )
+            chunks = _distinct(
+                scope,
+                [
+                    _chunk(i, text, meta, 1.0 - float(distance))
+                    for i, text, meta, distance in hits
+                    if keep is None or i in keep
+                ],
+            )
             if len(chunks) >= want or fetch >= pool:
                 return chunks[:want]
             fetch *= FETCH_GROWTH

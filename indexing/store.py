@@ -78,8 +78,13 @@ class VectorStore:
     words; raises ``ValueError`` naming the setting when it is unknown.
     """
 
-    def __init__(self, settings: VectorStoreSettings, path: Path, index_root: Path,
-                 bm25_language: str = "english") -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: VectorStoreSettings,
+        path: Path,
+        index_root: Path,
+        bm25_language: str = "english",
+    ) -> None:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 

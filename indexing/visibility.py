@@ -30,18 +30,64 @@ from bs4 import BeautifulSoup, NavigableString, Tag
 
 from indexing.css import Style, cascade, keyword, media_applies, parse_rules, to_px
 
-NEVER_RENDERED = {"script", "style", "noscript", "template", "head", "title", "meta", "link",
-                  "base", "iframe", "svg", "canvas", "object", "embed", "datalist", "noembed",
-                  "noframes", "param", "rp", "area", "map"}  # fmt: skip
+NEVER_RENDERED = {
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "head",
+    "title",
+    "meta",
+    "link",
+    "base",
+    "iframe",
+    "svg",
+    "canvas",
+    "object",
+    "embed",
+    "datalist",
+    "noembed",
+    "noframes",
+    "param",
+    "rp",
+    "area",
+    "map",
+}
 MIN_OPACITY = 0.05  # at or below: invisible
 OFFSCREEN_PX = 1000  # an offset of -1000px or further puts a box off screen
 TINY_BOX_PX = 1.0  # width or height at or below, with overflow hidden: nothing shows
 DISTINCT_CHANNEL = 16 / 255  # colours closer than this in every channel look the same
-PROPERTIES = {"display", "content-visibility", "opacity", "position", "left", "top", "right",
-              "inset", "margin", "margin-left", "margin-top", "text-indent", "clip",
-              "clip-path", "transform", "overflow", "overflow-x", "overflow-y", "width",
-              "height", "max-width", "max-height", "visibility", "font", "font-size", "color",
-              "background", "background-color", "background-image"}  # fmt: skip
+PROPERTIES = {
+    "display",
+    "content-visibility",
+    "opacity",
+    "position",
+    "left",
+    "top",
+    "right",
+    "inset",
+    "margin",
+    "margin-left",
+    "margin-top",
+    "text-indent",
+    "clip",
+    "clip-path",
+    "transform",
+    "overflow",
+    "overflow-x",
+    "overflow-y",
+    "width",
+    "height",
+    "max-width",
+    "max-height",
+    "visibility",
+    "font",
+    "font-size",
+    "color",
+    "background",
+    "background-color",
+    "background-image",
+}
 _WHITE, _BLACK = (1.0, 1.0, 1.0, 1.0), (0.0, 0.0, 0.0, 1.0)
 
 
@@ -126,8 +172,12 @@ def _box_hidden(tag: Tag, style: Style) -> bool:
         return True
     if _clipped_away(value("clip-path")) or _scaled_to_nothing(value("transform")):
         return True
-    overflow = {t.lower_value for n in ("overflow", "overflow-x", "overflow-y")
-                for t in value(n) if t.type == "ident"}  # fmt: skip
+    overflow = {
+        t.lower_value
+        for n in ("overflow", "overflow-x", "overflow-y")
+        for t in value(n)
+        if t.type == "ident"
+    }
     sizes = ("width", "height", "max-width", "max-height")
     return bool(overflow & {"hidden", "clip"}) and any(_px(value(n)) <= TINY_BOX_PX for n in sizes)
 
@@ -180,8 +230,12 @@ def _colour(value: tuple, current: tuple) -> tuple[float, float, float, float] |
 
 def _backdrop(value: tuple, outer: tuple | None, color: tuple) -> tuple | None:
     """The colour behind an element's text after its ``background`` declaration."""
-    if any(t.type == "function" and ("gradient" in t.lower_name or t.lower_name == "image")
-           or t.type == "url" for t in value):  # fmt: skip
+    if any(
+        t.type == "function"
+        and ("gradient" in t.lower_name or t.lower_name == "image")
+        or t.type == "url"
+        for t in value
+    ):
         return None
     for token in value:
         paint = _colour((token,), color)
@@ -224,15 +278,23 @@ def _sides(value: tuple) -> dict[str, tuple]:
     """``top right bottom left`` from a 1-4 value shorthand such as ``inset`` or ``margin``."""
     if not 1 <= len(value) <= 4:
         return {}
-    top, right, bottom, left = {1: (0, 0, 0, 0), 2: (0, 1, 0, 1), 3: (0, 1, 2, 1),
-                                4: (0, 1, 2, 3)}[len(value)]  # fmt: skip
-    return {"top": (value[top],), "right": (value[right],), "bottom": (value[bottom],),
-            "left": (value[left],)}  # fmt: skip
+    top, right, bottom, left = {1: (0, 0, 0, 0), 2: (0, 1, 0, 1), 3: (0, 1, 2, 1), 4: (0, 1, 2, 3)}[
+        len(value)
+    ]
+    return {
+        "top": (value[top],),
+        "right": (value[right],),
+        "bottom": (value[bottom],),
+        "left": (value[left],),
+    }
 
 
 def _numbers(function) -> list[float | None]:
-    return [to_px(t) if t.type != "number" else t.value
-            for t in function.arguments if t.type in {"number", "dimension", "percentage"}]  # fmt: skip
+    return [
+        to_px(t) if t.type != "number" else t.value
+        for t in function.arguments
+        if t.type in {"number", "dimension", "percentage"}
+    ]
 
 
 def _zero_clip(value: tuple) -> bool:

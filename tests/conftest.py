@@ -51,8 +51,11 @@ def chroma_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("chroma-server")
     chroma = str(Path(sys.executable).with_name("chroma"))
     log = (folder / "server.log").open("w")
-    server = subprocess.Popen([chroma, "run", "--path", str(folder / "db"), "--host", "127.0.0.1",
-                               "--port", str(port)], stdout=log, stderr=log)  # fmt: skip
+    server = subprocess.Popen(
+        [chroma, "run", "--path", str(folder / "db"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=log,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

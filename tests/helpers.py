@@ -39,7 +39,9 @@ def pdf_bytes(objects: list[bytes]) -> bytes:
     out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
     for offset in offsets:
         out += f"{offset:010d} 00000 n \n".encode()
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
     return bytes(out)
 
 
@@ -70,7 +72,9 @@ def write_bad_inputs(folder: Path) -> dict[str, Path]:
     files["empty"].write_bytes(b"")
     files["binary"].write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4)
     files["latin1"].write_bytes("Café crème: déjà vu.\n".encode("latin-1"))
-    files["corrupt_pdf"].write_bytes(b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 9 0 R >>\ngarbage")
+    files["corrupt_pdf"].write_bytes(
+        b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 9 0 R >>\ngarbage"
+    )
     make_encrypted_pdf(files["encrypted_pdf"], "secret text")
     with files["huge"].open("wb") as handle:
         line = b"a line of perfectly ordinary text that repeats for fifty megabytes\n"

@@ -43,8 +43,9 @@ def accuracy_and_f1(truth: list[int], predicted: list[int]) -> dict[str, float]:
     }
 
 
-def _encode_features(texts: list[str], args: ClassifyArgs, embedder_path: str, batch: int = 64,
-                     encoder=None) -> np.ndarray:  # fmt: skip
+def _encode_features(
+    texts: list[str], args: ClassifyArgs, embedder_path: str, batch: int = 64, encoder=None
+) -> np.ndarray:
     """Feature vectors; pass a loaded ``encoder`` (SentenceTransformer) when calling repeatedly."""
     if args.feature_model == "embedder":
         from sentence_transformers import SentenceTransformer
@@ -60,8 +61,13 @@ def _encode_features(texts: list[str], args: ClassifyArgs, embedder_path: str, b
     parts = []
     with torch.no_grad():
         for start in range(0, len(texts), batch):
-            enc = tokenizer(texts[start : start + batch], padding=True, truncation=True,
-                            max_length=args.max_length, return_tensors="pt")  # fmt: skip
+            enc = tokenizer(
+                texts[start : start + batch],
+                padding=True,
+                truncation=True,
+                max_length=args.max_length,
+                return_tensors="pt",
+            )
             hidden = model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1)
             parts.append(((hidden * mask).sum(1) / mask.sum(1)).numpy())
@@ -72,8 +78,16 @@ def _splits(args: ClassifyArgs) -> tuple[LabeledTexts, LabeledTexts | None, Labe
     text_column = args.text_column or None
     train = load_labeled(Path(args.dataset), text_column, args.label_column)
     train = train.sample(args.train_rows or None, args.seed)
-    evaluation = load_labeled(Path(args.eval_file), text_column, args.label_column) if args.eval_file else None
-    test = load_labeled(Path(args.test_file), text_column, args.label_column) if args.test_file else None
+    evaluation = (
+        load_labeled(Path(args.eval_file), text_column, args.label_column)
+        if args.eval_file
+        else None
+    )
+    test = (
+        load_labeled(Path(args.test_file), text_column, args.label_column)
+        if args.test_file
+        else None
+    )
     for other in (evaluation, test):
         if other and other.label_names != train.label_names:
             raise ValueError(f"label sets differ: {train.label_names} vs {other.label_names}")
@@ -89,7 +103,9 @@ def train_classifier(
     staging = registry.staging(args.name)
     started = time.monotonic()
     if args.method == "features":
-        predict, trainable, total, extra = _fit_features(args, train, evaluation, staging, embedder_path)
+        predict, trainable, total, extra = _fit_features(
+            args, train, evaluation, staging, embedder_path
+        )
     else:
         predict, trainable, total, extra = _fit_llm(args, train, staging, runs_dir / args.name)
     metrics: dict = {"train_seconds": round(time.monotonic() - started, 1), **extra}
@@ -102,10 +118,16 @@ def train_classifier(
         name=args.name,
         kind="classifier",
         method=args.method,
-        base_model=args.base_model if args.method != "features" or args.feature_model == "llm" else embedder_path,
+        base_model=args.base_model
+        if args.method != "features" or args.feature_model == "llm"
+        else embedder_path,
         dataset=args.dataset,
         dataset_sha256=file_sha256(Path(args.dataset)),
-        hyperparameters={k: v for k, v in asdict(args).items() if k not in {"name", "dataset", "overwrite", "resume"}},
+        hyperparameters={
+            k: v
+            for k, v in asdict(args).items()
+            if k not in {"name", "dataset", "overwrite", "resume"}
+        },
         metrics=metrics,
         trainable_parameters=trainable,
         total_parameters=total,
@@ -127,7 +149,9 @@ def _fit_features(args, train, evaluation, staging: Path, embedder_path: str):
         chosen = {}
     else:
         candidates = [LogisticRegression(C=c, max_iter=2000) for c in (0.1, 1.0, 10.0)]
-        eval_features = _encode_features(evaluation.texts, args, embedder_path) if evaluation else None
+        eval_features = (
+            _encode_features(evaluation.texts, args, embedder_path) if evaluation else None
+        )
         best, best_score = None, -1.0
         for candidate in candidates:
             candidate.fit(features, train.labels)
@@ -136,9 +160,12 @@ def _fit_features(args, train, evaluation, staging: Path, embedder_path: str):
                 best, best_score = candidate, score
         model, chosen = best, {"C": best.C}
     joblib.dump(model, staging / "classifier.joblib")
-    (staging / "features.json").write_text(json.dumps({"feature_model": args.feature_model,
-                                                        "embedder": embedder_path}))  # fmt: skip
-    trainable = int(np.prod(model.coef_.shape) + model.intercept_.size) if hasattr(model, "coef_") else 0
+    (staging / "features.json").write_text(
+        json.dumps({"feature_model": args.feature_model, "embedder": embedder_path})
+    )
+    trainable = (
+        int(np.prod(model.coef_.shape) + model.intercept_.size) if hasattr(model, "coef_") else 0
+    )
     encoder_params = 22_713_216 if args.feature_model == "embedder" else 0
     return (
         lambda texts: model.predict(_encode_features(texts, args, embedder_path)).tolist(),
@@ -163,7 +190,10 @@ def _fit_llm(args, train, staging: Path, run_dir: Path):
     tokenizer = AutoTokenizer.from_pretrained(args.base_model)
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
     model = AutoModelForSequenceClassification.from_pretrained(
-        args.base_model, num_labels=len(train.label_names), dtype=torch.float32, pad_token_id=tokenizer.pad_token_id
+        args.base_model,
+        num_labels=len(train.label_names),
+        dtype=torch.float32,
+        pad_token_id=tokenizer.pad_token_id,
     )
     if args.method == "head":
         for name, parameter in model.named_parameters():
@@ -171,20 +201,35 @@ def _fit_llm(args, train, staging: Path, run_dir: Path):
     elif args.method == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=args.lora_r,
-                                                 lora_alpha=args.lora_alpha, target_modules=["q_proj", "v_proj"]))  # fmt: skip
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                task_type=TaskType.SEQ_CLS,
+                r=args.lora_r,
+                lora_alpha=args.lora_alpha,
+                target_modules=["q_proj", "v_proj"],
+            ),
+        )
     dataset = Dataset.from_dict({"text": train.texts, "label": train.labels}).map(
-        lambda rows: tokenizer(rows["text"], truncation=True, max_length=args.max_length), batched=True
+        lambda rows: tokenizer(rows["text"], truncation=True, max_length=args.max_length),
+        batched=True,
     )
     log = MetricsLog(run_dir / "log.jsonl")
     trainer = Trainer(
         model=model,
         args=TrainingArguments(
-            output_dir=str(run_dir / "checkpoints"), num_train_epochs=args.epochs, max_steps=args.max_steps,
-            per_device_train_batch_size=args.batch_size, learning_rate=args.learning_rate,
-            logging_steps=args.logging_steps, save_strategy="no", seed=args.seed, report_to=[],
-            use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
-        ),  # fmt: skip
+            output_dir=str(run_dir / "checkpoints"),
+            num_train_epochs=args.epochs,
+            max_steps=args.max_steps,
+            per_device_train_batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            logging_steps=args.logging_steps,
+            save_strategy="no",
+            seed=args.seed,
+            report_to=[],
+            use_cpu=not torch.cuda.is_available(),
+            dataloader_num_workers=0,
+        ),
         train_dataset=dataset.remove_columns(["text"]),
         data_collator=DataCollatorWithPadding(tokenizer),
         callbacks=[log],
@@ -199,8 +244,12 @@ def _fit_llm(args, train, staging: Path, run_dir: Path):
     def predict(texts: list[str]) -> list[int]:
         return _predict(model, tokenizer, texts, args.max_length)
 
-    extra = {"train_loss": round(result.training_loss, 4), "steps": result.global_step,
-             "max_weight_change": max_change(model, before), "loss_plot": bool(plot)}  # fmt: skip
+    extra = {
+        "train_loss": round(result.training_loss, 4),
+        "steps": result.global_step,
+        "max_weight_change": max_change(model, before),
+        "loss_plot": bool(plot),
+    }
     return predict, trainable, total, extra
 
 
@@ -222,8 +271,13 @@ def _predict(model, tokenizer, texts: list[str], max_length: int, batch: int = 3
     predictions = []
     with torch.no_grad():
         for start in range(0, len(texts), batch):
-            enc = tokenizer(texts[start : start + batch], padding=True, truncation=True,
-                            max_length=max_length, return_tensors="pt")  # fmt: skip
+            enc = tokenizer(
+                texts[start : start + batch],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
             predictions += model(**enc).logits.argmax(-1).tolist()
     return predictions
 
@@ -239,8 +293,13 @@ def load_classifier(manifest: Manifest, folder: Path):
 
         model = joblib.load(folder / "classifier.joblib")
         info = json.loads((folder / "features.json").read_text())
-        args = ClassifyArgs(name=manifest.name, dataset=manifest.dataset, base_model=hp["base_model"],
-                            feature_model=info["feature_model"], max_length=hp["max_length"])  # fmt: skip
+        args = ClassifyArgs(
+            name=manifest.name,
+            dataset=manifest.dataset,
+            base_model=hp["base_model"],
+            feature_model=info["feature_model"],
+            max_length=hp["max_length"],
+        )
         encoder = None
         if info["feature_model"] == "embedder":  # load once: PPO scores a batch every step
             from sentence_transformers import SentenceTransformer
@@ -248,7 +307,9 @@ def load_classifier(manifest: Manifest, folder: Path):
             encoder = SentenceTransformer(info["embedder"], device="cpu")
         return lambda texts: [
             (labels[int(np.argmax(p))], float(np.max(p)))
-            for p in model.predict_proba(_encode_features(texts, args, info["embedder"], encoder=encoder))
+            for p in model.predict_proba(
+                _encode_features(texts, args, info["embedder"], encoder=encoder)
+            )
         ]
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -263,14 +324,22 @@ def load_classifier(manifest: Manifest, folder: Path):
     elif manifest.method == "lora":
         from peft import AutoPeftModelForSequenceClassification
 
-        model = AutoPeftModelForSequenceClassification.from_pretrained(folder, num_labels=len(labels))
+        model = AutoPeftModelForSequenceClassification.from_pretrained(
+            folder, num_labels=len(labels)
+        )
     else:
         model = AutoModelForSequenceClassification.from_pretrained(folder)
     model.eval()
 
     def predict(texts: list[str]):
         with torch.no_grad():
-            enc = tokenizer(texts, padding=True, truncation=True, max_length=hp["max_length"], return_tensors="pt")
+            enc = tokenizer(
+                texts,
+                padding=True,
+                truncation=True,
+                max_length=hp["max_length"],
+                return_tensors="pt",
+            )
             probs = model(**enc).logits.softmax(-1)
         return [(labels[int(p.argmax())], float(p.max())) for p in probs]
 

@@ -29,15 +29,32 @@ def run_comparison(
     rows = []
     for method in methods:
         command = [
-            ragtune, "train", "classify", "--config", f"configs/train/classify_{method}.yaml",
-            "--name", f"{prefix}-{method}", "--dataset", str(data / "train.tsv"),
-            "--set", f"eval_file={data / 'dev.tsv'}", "--set", f"test_file={data / 'test.tsv'}",
-            "--set", f"train_rows={train_rows if method != 'features' else max(train_rows, 5000)}",
-            "--max-steps", str(max_steps), "--overwrite", "--json", *extra,
-        ]  # fmt: skip
-        result = subprocess.run(command, capture_output=True, text=True)
+            ragtune,
+            "train",
+            "classify",
+            "--config",
+            f"configs/train/classify_{method}.yaml",
+            "--name",
+            f"{prefix}-{method}",
+            "--dataset",
+            str(data / "train.tsv"),
+            "--set",
+            f"eval_file={data / 'dev.tsv'}",
+            "--set",
+            f"test_file={data / 'test.tsv'}",
+            "--set",
+            f"train_rows={train_rows if method != 'features' else max(train_rows, 5000)}",
+            "--max-steps",
+            str(max_steps),
+            "--overwrite",
+            "--json",
+            *extra,
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            rows.append({"method": method, "error": (result.stderr or result.stdout).strip()[-500:]})
+            rows.append(
+                {"method": method, "error": (result.stderr or result.stdout).strip()[-500:]}
+            )
             continue
         rows.append(json.loads(result.stdout))
     return rows

@@ -18,7 +18,9 @@ class ConfigError(ValueError):
     """A config file or value is wrong; the message names the field and allowed range."""
 
 
-def arg(default: Any, help: str, *, low: float | None = None, high: float | None = None, choices=None):
+def arg(
+    default: Any, help: str, *, low: float | None = None, high: float | None = None, choices=None
+):
     """A dataclass field carrying its help text and allowed values."""
     meta = {"help": help, "low": low, "high": high, "choices": choices}
     if isinstance(default, (list, dict)):
@@ -31,18 +33,29 @@ class TrainArgs:
     """Arguments every training method shares."""
 
     name: str = arg("", "Adapter name in the registry (letters, digits, '.', '_', '-').")
-    dataset: str = arg("", "Training data file (JSONL for SFT; TSV/CSV/JSONL text,label for classifiers).")
-    base_model: str = arg("default", "Base model: 'default' (the generator's model, SmolLM2-135M-Instruct "
-                          "unless configured), a folder or a hub id.")
+    dataset: str = arg(
+        "", "Training data file (JSONL for SFT; TSV/CSV/JSONL text,label for classifiers)."
+    )
+    base_model: str = arg(
+        "default",
+        "Base model: 'default' (the generator's model, SmolLM2-135M-Instruct "
+        "unless configured), a folder or a hub id.",
+    )
     epochs: float = arg(1.0, "Passes over the training data.", low=0.01, high=100)
-    max_steps: int = arg(-1, "Stop after this many optimizer steps (-1: run all epochs).", low=-1, high=1_000_000)
+    max_steps: int = arg(
+        -1, "Stop after this many optimizer steps (-1: run all epochs).", low=-1, high=1_000_000
+    )
     learning_rate: float = arg(2e-4, "Peak learning rate (linear decay).", low=1e-7, high=1.0)
     batch_size: int = arg(4, "Examples per step on each device.", low=1, high=1024)
     gradient_accumulation: int = arg(1, "Steps accumulated per optimizer update.", low=1, high=1024)
     max_length: int = arg(512, "Tokens per example; longer ones are truncated.", low=16, high=32768)
-    seed: int = arg(42, "Random seed for data order, sampling and initialisation.", low=0, high=2**31 - 1)
+    seed: int = arg(
+        42, "Random seed for data order, sampling and initialisation.", low=0, high=2**31 - 1
+    )
     logging_steps: int = arg(5, "Log loss every this many steps.", low=1, high=100_000)
-    save_steps: int = arg(50, "Checkpoint every this many steps (for --resume).", low=1, high=1_000_000)
+    save_steps: int = arg(
+        50, "Checkpoint every this many steps (for --resume).", low=1, high=1_000_000
+    )
     resume: bool = arg(False, "Resume from the last checkpoint of a run with the same name.")
     overwrite: bool = arg(False, "Replace an existing adapter of the same name.")
 
@@ -51,17 +64,25 @@ class TrainArgs:
 class SFTArgs(TrainArgs):
     """Instruction tuning (supervised finetuning on chat or instruction data)."""
 
-    method: str = arg("lora", "Adaptation method.", choices=("lora", "ia3", "prefix", "prompt", "full"))
+    method: str = arg(
+        "lora", "Adaptation method.", choices=("lora", "ia3", "prefix", "prompt", "full")
+    )
     lora_r: int = arg(8, "LoRA rank (size of the low-rank matrices).", low=1, high=256)
-    lora_alpha: int = arg(16, "LoRA scaling numerator (the update is scaled by alpha / r).", low=1, high=1024)
+    lora_alpha: int = arg(
+        16, "LoRA scaling numerator (the update is scaled by alpha / r).", low=1, high=1024
+    )
     lora_dropout: float = arg(0.05, "Dropout on the LoRA input.", low=0.0, high=0.9)
     target_modules: list[str] = arg(
-        ["q_proj", "k_proj", "v_proj", "o_proj"], "Modules that LoRA adapts (IA3: k_proj, v_proj, down_proj)."
+        ["q_proj", "k_proj", "v_proj", "o_proj"],
+        "Modules that LoRA adapts (IA3: k_proj, v_proj, down_proj).",
     )
-    num_virtual_tokens: int = arg(16, "Learned tokens for prefix and prompt tuning.", low=1, high=512)
+    num_virtual_tokens: int = arg(
+        16, "Learned tokens for prefix and prompt tuning.", low=1, high=512
+    )
     forgetting_check: bool = arg(True, "Score base and tuned model on the general set afterwards.")
     forgetting_task: str = arg(
-        "../shared/data/sst2/test.tsv", "Labeled sentiment file for the prompted-accuracy part of the check."
+        "../shared/data/sst2/test.tsv",
+        "Labeled sentiment file for the prompted-accuracy part of the check.",
     )
     forgetting_rows: int = arg(64, "Rows of the sentiment file scored.", low=1, high=100_000)
 
@@ -73,12 +94,19 @@ class ClassifyArgs(TrainArgs):
     method: str = arg("features", "Approach.", choices=("features", "head", "lora", "full"))
     text_column: str = arg("", "Text column (default: 'text', else 'sentence').")
     label_column: str = arg("label", "Label column.")
-    train_rows: int = arg(2000, "Rows sampled from the training file (0: all).", low=0, high=10_000_000)
+    train_rows: int = arg(
+        2000, "Rows sampled from the training file (0: all).", low=0, high=10_000_000
+    )
     eval_file: str = arg("", "Validation file for model selection (optional).")
     test_file: str = arg("", "Test file the reported accuracy comes from (optional).")
-    feature_model: str = arg("embedder", "Features from: 'embedder' (MiniLM) or 'llm' (base model).",
-                             choices=("embedder", "llm"))  # fmt: skip
-    classifier: str = arg("logistic", "scikit-learn model for features.", choices=("logistic", "forest"))
+    feature_model: str = arg(
+        "embedder",
+        "Features from: 'embedder' (MiniLM) or 'llm' (base model).",
+        choices=("embedder", "llm"),
+    )
+    classifier: str = arg(
+        "logistic", "scikit-learn model for features.", choices=("logistic", "forest")
+    )
     lora_r: int = arg(8, "LoRA rank for method 'lora'.", low=1, high=256)
     lora_alpha: int = arg(16, "LoRA alpha for method 'lora'.", low=1, high=1024)
 
@@ -87,17 +115,25 @@ class ClassifyArgs(TrainArgs):
 class LoraTrainArgs(TrainArgs):
     """Methods that train a LoRA adapter (reward model, DPO, PPO)."""
 
-    lora_r: int = arg(8, "LoRA rank (vLLM serves ranks up to generator.max_lora_rank).", low=1, high=256)
-    lora_alpha: int = arg(16, "LoRA scaling numerator (the update is scaled by alpha / r).", low=1, high=1024)
+    lora_r: int = arg(
+        8, "LoRA rank (vLLM serves ranks up to generator.max_lora_rank).", low=1, high=256
+    )
+    lora_alpha: int = arg(
+        16, "LoRA scaling numerator (the update is scaled by alpha / r).", low=1, high=1024
+    )
     lora_dropout: float = arg(0.0, "Dropout on the LoRA input.", low=0.0, high=0.9)
-    target_modules: list[str] = arg(["q_proj", "k_proj", "v_proj", "o_proj"], "Modules that LoRA adapts.")
+    target_modules: list[str] = arg(
+        ["q_proj", "k_proj", "v_proj", "o_proj"], "Modules that LoRA adapts."
+    )
 
 
 @dataclass
 class PreferenceArgs(LoraTrainArgs):
     """Training on preference pairs {"prompt", "chosen", "rejected"}."""
 
-    eval_fraction: float = arg(0.2, "Share of pairs held out for the reported accuracy / win rate.", low=0.0, high=0.9)
+    eval_fraction: float = arg(
+        0.2, "Share of pairs held out for the reported accuracy / win rate.", low=0.0, high=0.9
+    )
     skip_invalid: bool = arg(False, "Skip bad pairs (listed) instead of refusing the file.")
 
 
@@ -105,17 +141,25 @@ class PreferenceArgs(LoraTrainArgs):
 class RewardArgs(PreferenceArgs):
     """A reward model: the base model with a scalar head, LoRA-tuned on preferences (trl RewardTrainer)."""
 
-    center_rewards: float = arg(0.01, "Weight pulling mean rewards towards 0 (0: off).", low=0.0, high=1.0)
+    center_rewards: float = arg(
+        0.01, "Weight pulling mean rewards towards 0 (0: off).", low=0.0, high=1.0
+    )
 
 
 @dataclass
 class DPOArgs(PreferenceArgs):
     """Direct preference optimisation with a LoRA policy (trl DPOTrainer); the frozen base is the reference."""
 
-    beta: float = arg(0.1, "Strength of the implicit KL penalty to the base model.", low=0.001, high=10.0)
-    reward: str = arg("", "Optional reward adapter/classifier to judge held-out prompts (win rate vs base).")
+    beta: float = arg(
+        0.1, "Strength of the implicit KL penalty to the base model.", low=0.001, high=10.0
+    )
+    reward: str = arg(
+        "", "Optional reward adapter/classifier to judge held-out prompts (win rate vs base)."
+    )
     reward_label: str = arg("1", "For classifier rewards: the label whose log-odds is the reward.")
-    max_new_tokens: int = arg(64, "Tokens generated per held-out prompt for the win rate.", low=1, high=4096)
+    max_new_tokens: int = arg(
+        64, "Tokens generated per held-out prompt for the win rate.", low=1, high=4096
+    )
 
 
 @dataclass
@@ -124,24 +168,34 @@ class PPOArgs(LoraTrainArgs):
 
     reward: str = arg("", "Reward: a 'reward' adapter or a classifier in the registry.")
     reward_label: str = arg("1", "For classifier rewards: the label whose log-odds is the reward.")
-    prompt_column: str = arg("", "Prompt column of a TSV/CSV/JSONL file (default: prompt, text or sentence).")
-    prompt_words: int = arg(0, "Use only the first N words of each prompt (review openings); 0: all.", low=0, high=1000)
+    prompt_column: str = arg(
+        "", "Prompt column of a TSV/CSV/JSONL file (default: prompt, text or sentence)."
+    )
+    prompt_words: int = arg(
+        0, "Use only the first N words of each prompt (review openings); 0: all.", low=0, high=1000
+    )
     min_prompt_words: int = arg(0, "Skip prompts with fewer words than this.", low=0, high=1000)
     chat_template: bool = arg(False, "Wrap prompts as a user message with the chat template.")
-    prompt_rows: int = arg(2000, "Training prompts sampled from the file (0: all).", low=0, high=10_000_000)
+    prompt_rows: int = arg(
+        2000, "Training prompts sampled from the file (0: all).", low=0, high=10_000_000
+    )
     eval_dataset: str = arg("", "Held-out prompt file scored before and after training.")
     eval_prompts: int = arg(64, "Held-out prompts scored before and after.", low=1, high=100_000)
     max_new_tokens: int = arg(24, "Tokens generated per prompt.", low=1, high=4096)
     temperature: float = arg(1.0, "Sampling temperature for rollouts.", low=0.01, high=5.0)
     kl_coef: float = arg(0.05, "KL penalty per token, against the frozen base.", low=0.0, high=10.0)
     ppo_epochs: int = arg(4, "Optimisation passes over each batch of rollouts.", low=1, high=100)
-    mini_batch_size: int = arg(8, "Rollouts per gradient step inside a PPO epoch.", low=1, high=1024)
+    mini_batch_size: int = arg(
+        8, "Rollouts per gradient step inside a PPO epoch.", low=1, high=1024
+    )
     clip_range: float = arg(0.2, "Policy ratio clipping.", low=0.01, high=1.0)
     value_clip_range: float = arg(0.2, "Value prediction clipping.", low=0.01, high=100.0)
     value_coef: float = arg(0.1, "Weight of the value loss.", low=0.0, high=100.0)
     gamma: float = arg(1.0, "Discount factor.", low=0.0, high=1.0)
     lam: float = arg(0.95, "GAE lambda.", low=0.0, high=1.0)
-    whiten_scores: bool = arg(False, "Normalise reward scores per batch before adding the KL penalty.")
+    whiten_scores: bool = arg(
+        False, "Normalise reward scores per batch before adding the KL penalty."
+    )
 
 
 def validate(args: TrainArgs) -> TrainArgs:
@@ -178,7 +232,9 @@ def load_args(cls: type[TrainArgs], config: Path | None, overrides: dict[str, An
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ConfigError(f"unknown field(s) {', '.join(unknown)} for {cls.__name__}; known: {', '.join(sorted(names))}")
+        raise ConfigError(
+            f"unknown field(s) {', '.join(unknown)} for {cls.__name__}; known: {', '.join(sorted(names))}"
+        )
     try:
         args = cls(**values)
     except TypeError as exc:

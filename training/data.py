@@ -27,7 +27,7 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def read_jsonl(path: Path, error: type[Exception] = None) -> Iterator[tuple[int, dict]]:
+def read_jsonl(path: Path, error: type[Exception] | None = None) -> Iterator[tuple[int, dict]]:
     """(line number, object) for each non-blank line; a bad line raises ``error`` naming it.
 
     Shared by every JSONL reader in ragtune (datasets, demonstrations, suites, labels),
@@ -69,7 +69,10 @@ def load_instructions(path: Path) -> list[Messages]:
             if not str(instruction).strip() or not str(output).strip():
                 raise DatasetError(f"{where}: 'instruction' and 'output' must be non-empty")
             prompt = str(instruction) + (f"\n\n{record['input']}" if record.get("input") else "")
-            messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": str(output)}]
+            messages = [
+                {"role": "user", "content": prompt},
+                {"role": "assistant", "content": str(output)},
+            ]
         else:
             raise DatasetError(
                 f"{where}: expected 'messages', or 'instruction' and 'output' (found: {', '.join(record)})"
@@ -93,10 +96,14 @@ class LabeledTexts:
         if n is None or n >= len(self.texts):
             return self
         rows = random.Random(seed).sample(range(len(self.texts)), n)
-        return LabeledTexts([self.texts[i] for i in rows], [self.labels[i] for i in rows], self.label_names)
+        return LabeledTexts(
+            [self.texts[i] for i in rows], [self.labels[i] for i in rows], self.label_names
+        )
 
 
-def load_labeled(path: Path, text_column: str | None = None, label_column: str = "label") -> LabeledTexts:
+def load_labeled(
+    path: Path, text_column: str | None = None, label_column: str = "label"
+) -> LabeledTexts:
     """``text,label`` rows from a TSV/CSV with a header, or JSONL objects.
 
     The text column defaults to ``text``, or ``sentence`` (GLUE's name) when absent.
@@ -127,6 +134,9 @@ def load_labeled(path: Path, text_column: str | None = None, label_column: str =
         raw_labels.append(str(label).strip())
     if not texts:
         raise DatasetError(f"{path}: no rows")
-    names = sorted(set(raw_labels), key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v))
+    names = sorted(
+        set(raw_labels),
+        key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v),
+    )
     index = {name: i for i, name in enumerate(names)}
     return LabeledTexts(texts, [index[label] for label in raw_labels], names)

@@ -40,7 +40,11 @@ def train_dpo(args: DPOArgs, registry: AdapterRegistry, runs_dir: Path) -> Manif
     registry.check_free(args.name, args.overwrite)
     pairs, skipped = load_preferences(Path(args.dataset), args.skip_invalid)
     train_pairs, held_out = split_pairs(pairs, args.eval_fraction, args.seed)
-    score = load_reward(registry, args.reward, args.base_model, args.reward_label) if args.reward else None
+    score = (
+        load_reward(registry, args.reward, args.base_model, args.reward_label)
+        if args.reward
+        else None
+    )
     reward_kind = registry.get(args.reward).kind if args.reward else ""
     torch.manual_seed(args.seed)
     tokenizer = load_tokenizer(args.base_model)
@@ -50,19 +54,29 @@ def train_dpo(args: DPOArgs, registry: AdapterRegistry, runs_dir: Path) -> Manif
     shutil.rmtree(run_dir, ignore_errors=True)
     config = DPOConfig(**trainer_settings(args, run_dir), beta=args.beta)
     log = MetricsLog(run_dir / "log.jsonl")
-    trainer = DPOTrainer(model=model, args=config, train_dataset=Dataset.from_list(rendered.rows),
-                         processing_class=tokenizer, peft_config=lora_config(args, "CAUSAL_LM"),
-                         callbacks=[log])  # fmt: skip
+    trainer = DPOTrainer(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(rendered.rows),
+        processing_class=tokenizer,
+        peft_config=lora_config(args, "CAUSAL_LM"),
+        callbacks=[log],
+    )
     run, parameters = train_measured(trainer)
     policy = trainer.model.eval()
     metrics = {
-        "train_pairs": len(train_pairs), "heldout_pairs": len(held_out), "skipped_pairs": len(skipped),
-        "truncated_prompts": rendered.truncated, **run,
+        "train_pairs": len(train_pairs),
+        "heldout_pairs": len(held_out),
+        "skipped_pairs": len(skipped),
+        "truncated_prompts": rendered.truncated,
+        **run,
         "curve": [{k: r[k] for k in ("step", *CURVE_KEYS) if k in r} for r in log.records],
-    }  # fmt: skip
+    }
     if score is not None and held_out:
         prompts = [r["prompt"] for r in render_pairs(held_out, tokenizer, args.max_length).rows]
-        judged = [judge_text(p.prompt, rendered, reward_kind) for p, rendered in zip(held_out, prompts)]
+        judged = [
+            judge_text(p.prompt, rendered, reward_kind) for p, rendered in zip(held_out, prompts)
+        ]
         metrics["judged_by"] = args.reward
         metrics.update(win_rate(policy, tokenizer, prompts, judged, score, args))
     staging = registry.staging(args.name)
@@ -74,7 +88,9 @@ def train_dpo(args: DPOArgs, registry: AdapterRegistry, runs_dir: Path) -> Manif
     return manifest
 
 
-def win_rate(policy, tokenizer, prompts: list[str], scoring_prompts: list[str], score: Scorer, args) -> dict:
+def win_rate(
+    policy, tokenizer, prompts: list[str], scoring_prompts: list[str], score: Scorer, args
+) -> dict:
     """Greedy answers of base and tuned policy per prompt; the reward source judges each pair.
 
     Ties count half. Also returns both mean rewards, so a judge that likes everything shows.
@@ -82,9 +98,16 @@ def win_rate(policy, tokenizer, prompts: list[str], scoring_prompts: list[str], 
     answers = {}
     for label, context in (("base", policy.disable_adapter()), ("tuned", nullcontext())):
         with context:
-            answers[label] = generate_batched(policy, tokenizer, prompts, args.max_new_tokens, 0.0, args.seed, batch=8)
-    rewards = {label: score([p + a for p, a in zip(scoring_prompts, texts)]) for label, texts in answers.items()}
-    wins = sum(1.0 if t > b else 0.5 if t == b else 0.0 for t, b in zip(rewards["tuned"], rewards["base"]))
+            answers[label] = generate_batched(
+                policy, tokenizer, prompts, args.max_new_tokens, 0.0, args.seed, batch=8
+            )
+    rewards = {
+        label: score([p + a for p, a in zip(scoring_prompts, texts)])
+        for label, texts in answers.items()
+    }
+    wins = sum(
+        1.0 if t > b else 0.5 if t == b else 0.0 for t, b in zip(rewards["tuned"], rewards["base"])
+    )
     return {
         "win_rate_vs_base": round(wins / len(prompts), 4),
         "mean_reward_base": round(sum(rewards["base"]) / len(prompts), 4),

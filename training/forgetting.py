@@ -38,7 +38,9 @@ def perplexity(model, tokenizer, text: str, window: int = 256, max_windows: int 
     return round(math.exp(total_loss / max(total_tokens, 1)), 3)
 
 
-def sentiment_accuracy(model, tokenizer, texts: list[str], labels: list[int], few_shot: bool) -> float:
+def sentiment_accuracy(
+    model, tokenizer, texts: list[str], labels: list[int], few_shot: bool
+) -> float:
     """Prompted SST-2 accuracy (label 1 = positive), zero- or few-shot."""
     import torch
 
@@ -49,18 +51,26 @@ def sentiment_accuracy(model, tokenizer, texts: list[str], labels: list[int], fe
         for text, label in zip(texts, labels):
             messages = [{"role": "system", "content": "Classify the sentiment of movie reviews."}]
             for example, answer in FEW_SHOT if few_shot else []:
-                messages += [{"role": "user", "content": f"Review: {example}"},
-                             {"role": "assistant", "content": f"Sentiment: {answer}"}]  # fmt: skip
+                messages += [
+                    {"role": "user", "content": f"Review: {example}"},
+                    {"role": "assistant", "content": f"Sentiment: {answer}"},
+                ]
             messages.append({"role": "user", "content": f"Review: {text}"})
-            prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-            ids = tokenizer(prompt + "Sentiment:", return_tensors="pt", add_special_tokens=False)["input_ids"]
+            prompt = tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=False
+            )
+            ids = tokenizer(prompt + "Sentiment:", return_tensors="pt", add_special_tokens=False)[
+                "input_ids"
+            ]
             logits = model(input_ids=ids).logits[0, -1]
             predicted = 1 if logits[positive] > logits[negative] else 0
             correct += predicted == label
     return round(correct / max(len(texts), 1), 4)
 
 
-def score(model, tokenizer, text: str, task_texts: list[str], task_labels: list[int]) -> dict[str, float]:
+def score(
+    model, tokenizer, text: str, task_texts: list[str], task_labels: list[int]
+) -> dict[str, float]:
     """All forgetting metrics for one model."""
     model.eval()
     return {
@@ -71,7 +81,13 @@ def score(model, tokenizer, text: str, task_texts: list[str], task_labels: list[
 
 
 def forgetting_report(
-    model, tokenizer, base_model: str, *, task_file: Path | None, rows: int = 64, text_file: Path = DEFAULT_TEXT
+    model,
+    tokenizer,
+    base_model: str,
+    *,
+    task_file: Path | None,
+    rows: int = 64,
+    text_file: Path = DEFAULT_TEXT,
 ) -> dict:
     """Base vs tuned scores and tuned - base differences.
 

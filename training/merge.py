@@ -17,7 +17,9 @@ from training.registry import AdapterRegistry, RegistryError
 MANIFEST = "ragtune-merged.json"
 
 
-def merge_adapter(registry: AdapterRegistry, name: str, output: Path, overwrite: bool = False) -> Path:
+def merge_adapter(
+    registry: AdapterRegistry, name: str, output: Path, overwrite: bool = False
+) -> Path:
     """Write base + LoRA ``name`` merged (safetensors and tokenizer) into ``output``."""
     import torch
     from peft import PeftModel
@@ -25,7 +27,9 @@ def merge_adapter(registry: AdapterRegistry, name: str, output: Path, overwrite:
 
     manifest = registry.get(name)
     if manifest.kind != "lora":
-        raise RegistryError(f"{name!r} is a {manifest.kind} adapter; only LoRA adapters can be merged into weights")
+        raise RegistryError(
+            f"{name!r} is a {manifest.kind} adapter; only LoRA adapters can be merged into weights"
+        )
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise RegistryError(f"{output} already exists; pass --overwrite to replace it")
     staging = output.with_name(output.name + ".partial")
@@ -34,10 +38,20 @@ def merge_adapter(registry: AdapterRegistry, name: str, output: Path, overwrite:
     merged = PeftModel.from_pretrained(base, registry.path(name)).merge_and_unload()
     merged.save_pretrained(staging, safe_serialization=True)
     adapter_dir = registry.path(name)
-    tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else manifest.base_model
+    tokenizer_source = (
+        adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else manifest.base_model
+    )
     AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(staging)
-    (staging / MANIFEST).write_text(json.dumps({"adapter": name, "base_model": manifest.base_model,
-                                                "adapter_manifest": manifest.to_dict()}, indent=2))  # fmt: skip
+    (staging / MANIFEST).write_text(
+        json.dumps(
+            {
+                "adapter": name,
+                "base_model": manifest.base_model,
+                "adapter_manifest": manifest.to_dict(),
+            },
+            indent=2,
+        )
+    )
     shutil.rmtree(output, ignore_errors=True)
     staging.rename(output)
     return output

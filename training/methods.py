@@ -43,13 +43,17 @@ def _ia3(args: SFTArgs):
     targets = [m for m in args.target_modules if m in {"k_proj", "v_proj", "down_proj"}]
     targets = targets or ["k_proj", "v_proj", "down_proj"]
     feedforward = [m for m in targets if m in {"down_proj", "up_proj", "gate_proj"}]
-    return IA3Config(task_type=TaskType.CAUSAL_LM, target_modules=targets, feedforward_modules=feedforward)
+    return IA3Config(
+        task_type=TaskType.CAUSAL_LM, target_modules=targets, feedforward_modules=feedforward
+    )
 
 
 def _prefix(args: SFTArgs):
     from peft import PrefixTuningConfig, TaskType
 
-    return PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=args.num_virtual_tokens)
+    return PrefixTuningConfig(
+        task_type=TaskType.CAUSAL_LM, num_virtual_tokens=args.num_virtual_tokens
+    )
 
 
 def _prompt(args: SFTArgs):
@@ -66,7 +70,9 @@ SFT_METHODS: dict[str, SFTMethod] = {
     m.name: m
     for m in (
         SFTMethod("lora", "lora", "Low-rank update matrices on the attention projections.", _lora),
-        SFTMethod("ia3", "ia3", "Learned rescaling of keys, values and feed-forward activations.", _ia3),
+        SFTMethod(
+            "ia3", "ia3", "Learned rescaling of keys, values and feed-forward activations.", _ia3
+        ),
         SFTMethod("prefix", "prefix", "Learned key/value prefixes at every layer.", _prefix),
         SFTMethod("prompt", "prompt", "Learned soft-prompt embeddings before the input.", _prompt),
         SFTMethod("full", "full", "All weights trained; saved as a complete model.", None),

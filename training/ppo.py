@@ -82,7 +82,9 @@ class PolicyWithValue:
 
     def parameters(self):
         """Everything the optimiser updates: the LoRA weights and the value head."""
-        return [p for p in self.model.parameters() if p.requires_grad] + list(self.value_head.parameters())
+        return [p for p in self.model.parameters() if p.requires_grad] + list(
+            self.value_head.parameters()
+        )
 
     def forward(self, rollout: Rollout, rows=slice(None), reference: bool = False):
         """(log-probabilities of the response tokens, values) for the selected rows."""
@@ -90,21 +92,31 @@ class PolicyWithValue:
 
         query, response = rollout.query_ids[rows], rollout.response_ids[rows]
         mask = torch.cat([rollout.query_mask[rows], rollout.response_mask[rows]], 1)
-        positions = (mask.cumsum(1) - 1).clamp(min=0)  # left-padded prompts, as generate() numbers them
+        positions = (mask.cumsum(1) - 1).clamp(
+            min=0
+        )  # left-padded prompts, as generate() numbers them
         adapter_off = self.model.disable_adapter() if reference else nullcontext()
         with adapter_off:
-            output = self.model(input_ids=torch.cat([query, response], 1), attention_mask=mask,
-                                position_ids=positions, output_hidden_states=not reference)  # fmt: skip
+            output = self.model(
+                input_ids=torch.cat([query, response], 1),
+                attention_mask=mask,
+                position_ids=positions,
+                output_hidden_states=not reference,
+            )
         start = query.shape[1] - 1
         logits = output.logits[:, start:-1, :] / self.temperature
-        logprobs = torch.log_softmax(logits.float(), -1).gather(-1, response.unsqueeze(-1)).squeeze(-1)
+        logprobs = (
+            torch.log_softmax(logits.float(), -1).gather(-1, response.unsqueeze(-1)).squeeze(-1)
+        )
         if reference:
             return logprobs, None
         values = self.value_head(output.hidden_states[-1][:, start:-1, :]).squeeze(-1)
         return logprobs, values
 
 
-def ppo_step(policy: PolicyWithValue, optimizer, rollout: Rollout, scores, args: PPOArgs) -> dict[str, float]:
+def ppo_step(
+    policy: PolicyWithValue, optimizer, rollout: Rollout, scores, args: PPOArgs
+) -> dict[str, float]:
     """One PPO iteration on one batch of rollouts; returns the metrics to log."""
     import torch
 
@@ -119,7 +131,12 @@ def ppo_step(policy: PolicyWithValue, optimizer, rollout: Rollout, scores, args:
         advantages, returns = gae(rewards, old_values, mask, args.gamma, args.lam)
         advantages = masked_whiten(advantages, mask)
 
-    stats: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "loss": [], "clipfrac": []}
+    stats: dict[str, list[float]] = {
+        "policy_loss": [],
+        "value_loss": [],
+        "loss": [],
+        "clipfrac": [],
+    }
     batch = rollout.response_ids.shape[0]
     for _ in range(args.ppo_epochs):
         order = torch.randperm(batch)
@@ -132,8 +149,12 @@ def ppo_step(policy: PolicyWithValue, optimizer, rollout: Rollout, scores, args:
             clipped_ratio = ratio.clamp(1 - args.clip_range, 1 + args.clip_range)
             policy_loss = masked_mean(torch.max(-adv * ratio, -adv * clipped_ratio), m)
             old_v, ret = old_values[rows], returns[rows]
-            clipped_values = old_v + (values - old_v).clamp(-args.value_clip_range, args.value_clip_range)
-            value_loss = 0.5 * masked_mean(torch.max((values - ret) ** 2, (clipped_values - ret) ** 2), m)
+            clipped_values = old_v + (values - old_v).clamp(
+                -args.value_clip_range, args.value_clip_range
+            )
+            value_loss = 0.5 * masked_mean(
+                torch.max((values - ret) ** 2, (clipped_values - ret) ** 2), m
+            )
             loss = policy_loss + args.value_coef * value_loss
             optimizer.zero_grad()
             loss.backward()
@@ -142,15 +163,29 @@ def ppo_step(policy: PolicyWithValue, optimizer, rollout: Rollout, scores, args:
             stats["policy_loss"].append(policy_loss.item())
             stats["value_loss"].append(value_loss.item())
             stats["loss"].append(loss.item())
-            stats["clipfrac"].append(masked_mean(((ratio - 1).abs() > args.clip_range).float(), m).item())
+            stats["clipfrac"].append(
+                masked_mean(((ratio - 1).abs() > args.clip_range).float(), m).item()
+            )
     metrics = {k: sum(v) / len(v) for k, v in stats.items()}
-    metrics.update(reward=scores.mean().item(), reward_std=scores.std().item() if batch > 1 else 0.0,
-                   kl=kl.sum(1).mean().item(), response_tokens=mask.sum(1).mean().item())  # fmt: skip
+    metrics.update(
+        reward=scores.mean().item(),
+        reward_std=scores.std().item() if batch > 1 else 0.0,
+        kl=kl.sum(1).mean().item(),
+        response_tokens=mask.sum(1).mean().item(),
+    )
     return metrics
 
 
-def evaluate_policy(policy: PolicyWithValue, tokenizer, prompts: list[str], scoring_prompts: list[str],
-                    score: Scorer, args: PPOArgs, adapter: bool, batch: int = 16) -> dict[str, float]:  # fmt: skip
+def evaluate_policy(
+    policy: PolicyWithValue,
+    tokenizer,
+    prompts: list[str],
+    scoring_prompts: list[str],
+    score: Scorer,
+    args: PPOArgs,
+    adapter: bool,
+    batch: int = 16,
+) -> dict[str, float]:
     """Mean reward of one seeded continuation per held-out prompt, and the mean KL from the base."""
     import torch
 
@@ -158,16 +193,30 @@ def evaluate_policy(policy: PolicyWithValue, tokenizer, prompts: list[str], scor
     policy.model.eval()
     for start in range(0, len(prompts), batch):
         chunk = prompts[start : start + batch]
-        with nullcontext() if adapter else policy.model.disable_adapter():  # adapter=False: sample the base itself
-            rollout = generate(policy.model, tokenizer, chunk, args.max_new_tokens, args.temperature, args.seed + start)
+        with (
+            nullcontext() if adapter else policy.model.disable_adapter()
+        ):  # adapter=False: sample the base itself
+            rollout = generate(
+                policy.model,
+                tokenizer,
+                chunk,
+                args.max_new_tokens,
+                args.temperature,
+                args.seed + start,
+            )
             with torch.no_grad():
                 logprobs, _ = policy.forward(rollout)
-        rewards += score([p + t for p, t in zip(scoring_prompts[start : start + batch], rollout.texts)])
+        rewards += score(
+            [p + t for p, t in zip(scoring_prompts[start : start + batch], rollout.texts)]
+        )
         with torch.no_grad():
             ref, _ = policy.forward(rollout, reference=True)
         kls += ((logprobs - ref) * rollout.response_mask).sum(1).tolist()
-    return {"mean_reward": round(sum(rewards) / len(rewards), 4), "kl": round(sum(kls) / len(kls), 4),
-            "samples": len(prompts)}  # fmt: skip
+    return {
+        "mean_reward": round(sum(rewards) / len(rewards), 4),
+        "kl": round(sum(kls) / len(kls), 4),
+        "samples": len(prompts),
+    }
 
 
 def train_ppo(args: PPOArgs, registry: AdapterRegistry, runs_dir: Path) -> Manifest:
@@ -183,18 +232,34 @@ def train_ppo(args: PPOArgs, registry: AdapterRegistry, runs_dir: Path) -> Manif
 
         raise ConfigError("reward is required: a 'reward' adapter or a classifier in the registry")
     reward_kind = registry.get(args.reward).kind
-    prompts = load_prompts(Path(args.dataset), args.prompt_column, args.prompt_words, args.min_prompt_words,
-                           args.prompt_rows, args.seed)  # fmt: skip
-    eval_raw = load_prompts(Path(args.eval_dataset or args.dataset), args.prompt_column, args.prompt_words,
-                            args.min_prompt_words, args.eval_prompts, args.seed + 1)  # fmt: skip
+    prompts = load_prompts(
+        Path(args.dataset),
+        args.prompt_column,
+        args.prompt_words,
+        args.min_prompt_words,
+        args.prompt_rows,
+        args.seed,
+    )
+    eval_raw = load_prompts(
+        Path(args.eval_dataset or args.dataset),
+        args.prompt_column,
+        args.prompt_words,
+        args.min_prompt_words,
+        args.eval_prompts,
+        args.seed + 1,
+    )
     score = load_reward(registry, args.reward, policy_base=args.base_model, label=args.reward_label)
     tokenizer = load_tokenizer(args.base_model)
 
     def as_model_input(raw: list[str]) -> list[str]:
         if not args.chat_template:
             return raw
-        return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                              add_generation_prompt=True) for p in raw]  # fmt: skip
+        return [
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
+            )
+            for p in raw
+        ]
 
     def scoring_text(raw: list[str], rendered: list[str]) -> list[str]:
         return [judge_text(r, m, reward_kind) for r, m in zip(raw, rendered)]
@@ -205,9 +270,15 @@ def train_ppo(args: PPOArgs, registry: AdapterRegistry, runs_dir: Path) -> Manif
     trainable, total = count_parameters(policy.model)
     before_weights = snapshot_trainable(policy.model)
     eval_inputs = as_model_input(eval_raw)
-    before = evaluate_policy(policy, tokenizer, eval_inputs, scoring_text(eval_raw, eval_inputs), score, args, False)
+    before = evaluate_policy(
+        policy, tokenizer, eval_inputs, scoring_text(eval_raw, eval_inputs), score, args, False
+    )
 
-    steps = args.max_steps if args.max_steps > 0 else max(1, math.ceil(args.epochs * len(prompts) / args.batch_size))
+    steps = (
+        args.max_steps
+        if args.max_steps > 0
+        else max(1, math.ceil(args.epochs * len(prompts) / args.batch_size))
+    )
     optimizer = torch.optim.AdamW(policy.parameters(), lr=args.learning_rate)
     run_dir = runs_dir / args.name
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -222,7 +293,9 @@ def train_ppo(args: PPOArgs, registry: AdapterRegistry, runs_dir: Path) -> Manif
         phase = time.monotonic()
         rollout = generate(policy.model, tokenizer, inputs, args.max_new_tokens, args.temperature)
         generate_s, phase = time.monotonic() - phase, time.monotonic()
-        scores = torch.tensor(score([p + t for p, t in zip(scoring_text(raw, inputs), rollout.texts)]))
+        scores = torch.tensor(
+            score([p + t for p, t in zip(scoring_text(raw, inputs), rollout.texts)])
+        )
         if args.whiten_scores and len(scores) > 1:
             scores = (scores - scores.mean()) / (scores.std() + 1e-8)
         score_s, phase = time.monotonic() - phase, time.monotonic()
@@ -233,19 +306,28 @@ def train_ppo(args: PPOArgs, registry: AdapterRegistry, runs_dir: Path) -> Manif
             log.add(step, steps, {k: round(v, 5) for k, v in metrics.items()})
     train_seconds = time.monotonic() - started
 
-    after = evaluate_policy(policy, tokenizer, eval_inputs, scoring_text(eval_raw, eval_inputs), score, args, True)
+    after = evaluate_policy(
+        policy, tokenizer, eval_inputs, scoring_text(eval_raw, eval_inputs), score, args, True
+    )
     staging = registry.staging(args.name)
     policy.model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     plot_curves(log.records, staging / "ppo.png", keys=("reward", "kl", "loss"))
     metrics = {
-        "reward": args.reward, "heldout_mean_reward_before": before["mean_reward"],
-        "heldout_mean_reward_after": after["mean_reward"], "heldout_kl_from_base": after["kl"],
-        "heldout_prompts": len(eval_raw), "steps": steps, "train_seconds": round(train_seconds, 1),
-        "seconds_per_step": round(train_seconds / steps, 2), "peak_memory_mb": peak_memory_mb(),
+        "reward": args.reward,
+        "heldout_mean_reward_before": before["mean_reward"],
+        "heldout_mean_reward_after": after["mean_reward"],
+        "heldout_kl_from_base": after["kl"],
+        "heldout_prompts": len(eval_raw),
+        "steps": steps,
+        "train_seconds": round(train_seconds, 1),
+        "seconds_per_step": round(train_seconds / steps, 2),
+        "peak_memory_mb": peak_memory_mb(),
         "max_weight_change": max_change(policy.model, before_weights),
         "curve": [{k: r[k] for k in ("step", *LOGGED) if k in r} for r in log.records],
-    }  # fmt: skip
-    manifest = run_manifest(args, kind="lora", method="ppo", metrics=metrics, parameters=(trainable, total))
+    }
+    manifest = run_manifest(
+        args, kind="lora", method="ppo", metrics=metrics, parameters=(trainable, total)
+    )
     registry.commit(staging, manifest, overwrite=args.overwrite)
     return manifest

@@ -34,7 +34,10 @@ def _response_text(value: Any) -> str | None:
     if isinstance(value, str):
         return value
     if isinstance(value, list) and value and all(isinstance(m, dict) for m in value):
-        return "".join(str(m.get("content", "")) for m in value if m.get("role") == "assistant") or None
+        return (
+            "".join(str(m.get("content", "")) for m in value if m.get("role") == "assistant")
+            or None
+        )
     return None
 
 
@@ -63,7 +66,9 @@ def _problem(record: dict) -> str | None:
     return None
 
 
-def load_preferences(path: Path, skip_invalid: bool = False) -> tuple[list[PreferencePair], list[str]]:
+def load_preferences(
+    path: Path, skip_invalid: bool = False
+) -> tuple[list[PreferencePair], list[str]]:
     """Pairs from a JSONL file, and the list of skipped-line messages.
 
     Every bad line is reported by number. With ``skip_invalid`` bad lines are skipped
@@ -76,11 +81,21 @@ def load_preferences(path: Path, skip_invalid: bool = False) -> tuple[list[Prefe
         if problem:
             problems.append(f"{path}, line {number}: {problem}")
             continue
-        pairs.append(PreferencePair(record["prompt"], _response_text(record["chosen"]),
-                                    _response_text(record["rejected"]), number))  # fmt: skip
+        pairs.append(
+            PreferencePair(
+                record["prompt"],
+                _response_text(record["chosen"]),
+                _response_text(record["rejected"]),
+                number,
+            )
+        )
     if problems and not skip_invalid:
-        shown = "\n  ".join(problems[:10]) + (f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else "")
-        raise DatasetError(f"{len(problems)} bad preference pair(s) (set skip_invalid=true to skip them):\n  {shown}")
+        shown = "\n  ".join(problems[:10]) + (
+            f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        )
+        raise DatasetError(
+            f"{len(problems)} bad preference pair(s) (set skip_invalid=true to skip them):\n  {shown}"
+        )
     if not pairs:
         raise DatasetError(f"{path}: no usable preference pairs")
     return pairs, problems
@@ -114,7 +129,10 @@ def render_pairs(pairs: list[PreferencePair], tokenizer, max_length: int) -> Ren
     for pair in pairs:
         prompt = render_prompt(pair.prompt, tokenizer)
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        answers = [tokenizer(a, add_special_tokens=False)["input_ids"] for a in (pair.chosen, pair.rejected)]
+        answers = [
+            tokenizer(a, add_special_tokens=False)["input_ids"]
+            for a in (pair.chosen, pair.rejected)
+        ]
         budget = max_length - max(len(a) for a in answers) - 1  # one for the end-of-sequence token
         chosen, rejected = pair.chosen, pair.rejected
         if budget < max_length // 4:  # a response that alone nearly fills the context
@@ -126,8 +144,12 @@ def render_pairs(pairs: list[PreferencePair], tokenizer, max_length: int) -> Ren
             prompt = tokenizer.decode(prompt_ids[len(prompt_ids) - budget :])
         rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
     if truncated:
-        log.warning("%d of %d prompts were longer than max_length=%d with their answers; their start was cut",
-                    truncated, len(pairs), max_length)  # fmt: skip
+        log.warning(
+            "%d of %d prompts were longer than max_length=%d with their answers; their start was cut",
+            truncated,
+            len(pairs),
+            max_length,
+        )
     return RenderedPairs(rows, truncated)
 
 
@@ -135,7 +157,7 @@ def split_pairs(pairs: list, eval_fraction: float, seed: int) -> tuple[list, lis
     """(train, held-out) by a seeded shuffle; the same seed gives the same split everywhere."""
     order = list(range(len(pairs)))
     random.Random(seed).shuffle(order)
-    held = int(round(len(pairs) * eval_fraction))
+    held = round(len(pairs) * eval_fraction)
     if eval_fraction > 0 and len(pairs) > 1:
         held = min(max(held, 1), len(pairs) - 1)
     held_out = sorted(order[:held])

@@ -74,7 +74,9 @@ class AdapterRegistry:
     def path(self, name: str) -> Path:
         """The folder of adapter ``name``; refuses names that escape the root."""
         folder = self.root / validate_name(name)
-        if folder.is_symlink() or (folder.exists() and not folder.resolve().is_relative_to(self.root.resolve())):
+        if folder.is_symlink() or (
+            folder.exists() and not folder.resolve().is_relative_to(self.root.resolve())
+        ):
             raise RegistryError(f"adapter {name!r} points outside the registry; refused")
         return folder
 
@@ -130,7 +132,9 @@ class AdapterRegistry:
         """Write the manifest and move the staged adapter into place atomically."""
         self.check_free(manifest.name, overwrite)
         manifest.created = manifest.created or time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        manifest.files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
+        manifest.files = sorted(
+            str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file()
+        )
         (staging / MANIFEST).write_text(json.dumps(manifest.to_dict(), indent=2))
         target = self.path(manifest.name)
         if target.exists():

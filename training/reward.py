@@ -28,8 +28,13 @@ def lora_config(args, task_type: str):
     """The LoRA config shared by reward, DPO and PPO runs."""
     from peft import LoraConfig
 
-    return LoraConfig(task_type=task_type, r=args.lora_r, lora_alpha=args.lora_alpha,
-                      lora_dropout=args.lora_dropout, target_modules=list(args.target_modules))  # fmt: skip
+    return LoraConfig(
+        task_type=task_type,
+        r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        target_modules=list(args.target_modules),
+    )
 
 
 def trainer_settings(args, run_dir: Path) -> dict:
@@ -37,13 +42,25 @@ def trainer_settings(args, run_dir: Path) -> dict:
     import torch
 
     return {
-        "output_dir": str(run_dir / "checkpoints"), "num_train_epochs": args.epochs, "max_steps": args.max_steps,
-        "per_device_train_batch_size": args.batch_size, "gradient_accumulation_steps": args.gradient_accumulation,
-        "learning_rate": args.learning_rate, "lr_scheduler_type": "linear", "logging_steps": args.logging_steps,
-        "save_strategy": "no", "seed": args.seed, "max_length": args.max_length + SLACK, "disable_tqdm": False,
-        "use_cpu": not torch.cuda.is_available(), "bf16": False, "fp16": False, "gradient_checkpointing": False,
-        "report_to": [], "dataloader_num_workers": 0,
-    }  # fmt: skip
+        "output_dir": str(run_dir / "checkpoints"),
+        "num_train_epochs": args.epochs,
+        "max_steps": args.max_steps,
+        "per_device_train_batch_size": args.batch_size,
+        "gradient_accumulation_steps": args.gradient_accumulation,
+        "learning_rate": args.learning_rate,
+        "lr_scheduler_type": "linear",
+        "logging_steps": args.logging_steps,
+        "save_strategy": "no",
+        "seed": args.seed,
+        "max_length": args.max_length + SLACK,
+        "disable_tqdm": False,
+        "use_cpu": not torch.cuda.is_available(),
+        "bf16": False,
+        "fp16": False,
+        "gradient_checkpointing": False,
+        "report_to": [],
+        "dataloader_num_workers": 0,
+    }
 
 
 def load_tokenizer(base_model: str):
@@ -75,11 +92,18 @@ def train_reward(args: RewardArgs, registry: AdapterRegistry, runs_dir: Path) ->
     )
     run_dir = runs_dir / args.name
     shutil.rmtree(run_dir, ignore_errors=True)
-    config = RewardConfig(**trainer_settings(args, run_dir), center_rewards_coefficient=args.center_rewards or None)
+    config = RewardConfig(
+        **trainer_settings(args, run_dir), center_rewards_coefficient=args.center_rewards or None
+    )
     log = MetricsLog(run_dir / "log.jsonl")
-    trainer = RewardTrainer(model=model, args=config, train_dataset=Dataset.from_list(rendered.rows),
-                            processing_class=tokenizer, peft_config=lora_config(args, "SEQ_CLS"),
-                            callbacks=[log])  # fmt: skip
+    trainer = RewardTrainer(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(rendered.rows),
+        processing_class=tokenizer,
+        peft_config=lora_config(args, "SEQ_CLS"),
+        callbacks=[log],
+    )
     run, parameters = train_measured(trainer)
     model = trainer.model.eval()
     score = _sequence_scorer(model, tokenizer, args.max_length)
@@ -90,12 +114,18 @@ def train_reward(args: RewardArgs, registry: AdapterRegistry, runs_dir: Path) ->
     tokenizer.save_pretrained(staging)
     plot_curves(log.records, staging / "loss.png", keys=("loss", "accuracy"))
     metrics = {
-        "heldout_pairwise_accuracy": accuracy, "heldout_pairs": len(held_out),
-        "train_pairwise_accuracy": train_accuracy, "train_pairs": len(train_pairs),
-        "skipped_pairs": len(skipped), "truncated_prompts": rendered.truncated + held_rendered.truncated, **run,
+        "heldout_pairwise_accuracy": accuracy,
+        "heldout_pairs": len(held_out),
+        "train_pairwise_accuracy": train_accuracy,
+        "train_pairs": len(train_pairs),
+        "skipped_pairs": len(skipped),
+        "truncated_prompts": rendered.truncated + held_rendered.truncated,
+        **run,
         "loss_curve": [{"step": r["step"], "loss": r["loss"]} for r in log.records if "loss" in r],
-    }  # fmt: skip
-    manifest = run_manifest(args, kind="reward", method="reward", metrics=metrics, parameters=parameters)
+    }
+    manifest = run_manifest(
+        args, kind="reward", method="reward", metrics=metrics, parameters=parameters
+    )
     registry.commit(staging, manifest, overwrite=args.overwrite)
     return manifest
 
@@ -119,15 +149,23 @@ def _sequence_scorer(model, tokenizer, max_length: int, batch: int = 8) -> Score
             for start in range(0, len(texts), batch):
                 chunk = [t if t.endswith(eos) else t + eos for t in texts[start : start + batch]]
                 tokenizer.truncation_side = "left"  # keep the answer, as render_pairs does
-                enc = tokenizer(chunk, padding=True, truncation=True, max_length=max_length + SLACK,
-                                add_special_tokens=False, return_tensors="pt")  # fmt: skip
+                enc = tokenizer(
+                    chunk,
+                    padding=True,
+                    truncation=True,
+                    max_length=max_length + SLACK,
+                    add_special_tokens=False,
+                    return_tensors="pt",
+                )
                 scores += model(**enc).logits[:, 0].float().tolist()
         return scores
 
     return score
 
 
-def load_reward(registry: AdapterRegistry, name: str, policy_base: str | None = None, label: str = "1") -> Scorer:
+def load_reward(
+    registry: AdapterRegistry, name: str, policy_base: str | None = None, label: str = "1"
+) -> Scorer:
     """A scorer for reward source ``name``: a ``reward`` adapter or a ``classifier``.
 
     A reward adapter must share the policy's base model (its head was trained on that
@@ -144,7 +182,6 @@ def load_reward(registry: AdapterRegistry, name: str, policy_base: str | None = 
         import torch
         from peft import PeftModel
         from transformers import AutoModelForSequenceClassification
-
         from transformers.utils import logging as hf_logging
 
         tokenizer = load_tokenizer(str(folder))
@@ -152,15 +189,22 @@ def load_reward(registry: AdapterRegistry, name: str, policy_base: str | None = 
         hf_logging.set_verbosity_error()  # the head is "newly initialized" only until the adapter loads it
         try:
             base = AutoModelForSequenceClassification.from_pretrained(
-                manifest.base_model, num_labels=1, dtype=torch.float32, pad_token_id=tokenizer.pad_token_id
+                manifest.base_model,
+                num_labels=1,
+                dtype=torch.float32,
+                pad_token_id=tokenizer.pad_token_id,
             )
         finally:
             hf_logging.set_verbosity(verbosity)
         model = PeftModel.from_pretrained(base, folder).eval()
-        return _sequence_scorer(model, tokenizer, int(manifest.hyperparameters.get("max_length", 512)))
+        return _sequence_scorer(
+            model, tokenizer, int(manifest.hyperparameters.get("max_length", 512))
+        )
     if manifest.kind == "classifier":
         return _classifier_scorer(manifest, folder, label)
-    raise RegistryError(f"adapter {name!r} is a {manifest.kind} adapter; a reward must be kind 'reward' or 'classifier'")
+    raise RegistryError(
+        f"adapter {name!r} is a {manifest.kind} adapter; a reward must be kind 'reward' or 'classifier'"
+    )
 
 
 def score_file(registry: AdapterRegistry, name: str, path: Path, label: str = "1") -> list[dict]:
@@ -177,19 +221,35 @@ def score_file(registry: AdapterRegistry, name: str, path: Path, label: str = "1
     tokenizer = load_tokenizer(str(registry.path(name))) if manifest.kind == "reward" else None
     records, texts = [], []
     for number, record in read_jsonl(path):
-        answers = {k: record[k] for k in ("response", "answer", "completion", "chosen", "rejected") if k in record}
+        answers = {
+            k: record[k]
+            for k in ("response", "answer", "completion", "chosen", "rejected")
+            if k in record
+        }
         if "prompt" not in record or not answers:
-            raise DatasetError(f"{path}, line {number}: expected 'prompt' and 'response' (or 'chosen'/'rejected')")
+            raise DatasetError(
+                f"{path}, line {number}: expected 'prompt' and 'response' (or 'chosen'/'rejected')"
+            )
         prompt = record["prompt"]
-        rendered = render_prompt(prompt, tokenizer) if tokenizer else (
-            prompt if isinstance(prompt, str) else "\n\n".join(m["content"] for m in prompt) + "\n\n")  # fmt: skip
+        rendered = (
+            render_prompt(prompt, tokenizer)
+            if tokenizer
+            else (
+                prompt
+                if isinstance(prompt, str)
+                else "\n\n".join(m["content"] for m in prompt) + "\n\n"
+            )
+        )
         judged = judge_text(prompt, rendered, manifest.kind)
         records.append({"line": number, "answers": list(answers)})
         texts += [judged + str(a) for a in answers.values()]
     scores = iter(score(texts))
     results = []
     for record in records:
-        row = {"line": record["line"], **{f"{k}_score": round(next(scores), 4) for k in record["answers"]}}
+        row = {
+            "line": record["line"],
+            **{f"{k}_score": round(next(scores), 4) for k in record["answers"]},
+        }
         if "chosen_score" in row and "rejected_score" in row:
             row["agrees"] = row["chosen_score"] > row["rejected_score"]
         results.append(row)
@@ -214,7 +274,9 @@ def _classifier_scorer(manifest: Manifest, folder: Path, label: str) -> Scorer:
     predict = load_classifier(manifest, folder)
     labels = {str(x) for x in _labels(folder)}
     if str(label) not in labels:
-        raise RegistryError(f"classifier {manifest.name!r} has labels {sorted(labels)}; reward_label {label!r} is not one")
+        raise RegistryError(
+            f"classifier {manifest.name!r} has labels {sorted(labels)}; reward_label {label!r} is not one"
+        )
 
     def score(texts: list[str]) -> list[float]:
         scores = []

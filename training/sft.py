@@ -80,7 +80,9 @@ def train_sft(args: SFTArgs, registry: AdapterRegistry, runs_dir: Path) -> Manif
     resume = args.resume and any((run_dir / "checkpoints").glob("checkpoint-*"))
     run, parameters = train_measured(trainer, resume_from_checkpoint=True if resume else None)
     if not trainer.is_world_process_zero():  # under accelerate, one process writes the adapter
-        return Manifest(name=args.name, kind=method.kind, method=args.method, base_model=args.base_model)
+        return Manifest(
+            name=args.name, kind=method.kind, method=args.method, base_model=args.base_model
+        )
 
     staging = registry.staging(args.name)
     trainer.model.save_pretrained(staging)
@@ -88,15 +90,22 @@ def train_sft(args: SFTArgs, registry: AdapterRegistry, runs_dir: Path) -> Manif
     plot = plot_curves(log.records, run_dir / "loss.png")
     if plot:
         shutil.copy(plot, staging / "loss.png")
-    metrics = {**run, "loss_curve": [{"step": r["step"], "loss": r["loss"]} for r in log.records if "loss" in r]}
+    metrics = {
+        **run,
+        "loss_curve": [{"step": r["step"], "loss": r["loss"]} for r in log.records if "loss" in r],
+    }
     if args.forgetting_check:
         from training.forgetting import forgetting_report
 
         metrics["forgetting"] = forgetting_report(
-            trainer.model, tokenizer, args.base_model,
-            task_file=Path(args.forgetting_task), rows=args.forgetting_rows,
-        )  # fmt: skip
-    manifest = run_manifest(args, kind=method.kind, method=args.method, metrics=metrics, parameters=parameters)
+            trainer.model,
+            tokenizer,
+            args.base_model,
+            task_file=Path(args.forgetting_task),
+            rows=args.forgetting_rows,
+        )
+    manifest = run_manifest(
+        args, kind=method.kind, method=args.method, metrics=metrics, parameters=parameters
+    )
     registry.commit(staging, manifest, overwrite=args.overwrite)
     return manifest
-

@@ -23,7 +23,7 @@ class MetricsLog(TrainerCallback):
         self.records: list[dict[str, Any]] = []
         path.parent.mkdir(parents=True, exist_ok=True)
 
-    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102 (transformers hook)
+    def on_log(self, args, state, control, logs=None, **kwargs):
         if logs:
             self.add(state.global_step, state.max_steps, logs)
 
@@ -44,7 +44,9 @@ class MetricsLog(TrainerCallback):
         return record
 
 
-def plot_curves(records: list[dict[str, Any]], target: Path, keys: tuple[str, ...] = ("loss",)) -> Path | None:
+def plot_curves(
+    records: list[dict[str, Any]], target: Path, keys: tuple[str, ...] = ("loss",)
+) -> Path | None:
     """Draw the logged metrics against the step; None when nothing was logged."""
     import matplotlib
 
@@ -85,8 +87,15 @@ def train_measured(trainer, **train_kwargs) -> tuple[dict[str, Any], tuple[int, 
     return metrics, parameters
 
 
-def run_manifest(args, *, kind: str, method: str, metrics: dict[str, Any], parameters: tuple[int, int],
-                 base_model: str | None = None):  # fmt: skip
+def run_manifest(
+    args,
+    *,
+    kind: str,
+    method: str,
+    metrics: dict[str, Any],
+    parameters: tuple[int, int],
+    base_model: str | None = None,
+):
     """The manifest of a finished run: what was trained, on what, with which settings and results."""
     from dataclasses import asdict
 
@@ -94,11 +103,21 @@ def run_manifest(args, *, kind: str, method: str, metrics: dict[str, Any], param
     from training.registry import Manifest
 
     return Manifest(
-        name=args.name, kind=kind, method=method, base_model=base_model or args.base_model,
-        dataset=str(args.dataset), dataset_sha256=file_sha256(Path(args.dataset)), metrics=metrics,
-        hyperparameters={k: v for k, v in asdict(args).items() if k not in {"name", "dataset", "overwrite", "resume"}},
-        trainable_parameters=parameters[0], total_parameters=parameters[1],
-    )  # fmt: skip
+        name=args.name,
+        kind=kind,
+        method=method,
+        base_model=base_model or args.base_model,
+        dataset=str(args.dataset),
+        dataset_sha256=file_sha256(Path(args.dataset)),
+        metrics=metrics,
+        hyperparameters={
+            k: v
+            for k, v in asdict(args).items()
+            if k not in {"name", "dataset", "overwrite", "resume"}
+        },
+        trainable_parameters=parameters[0],
+        total_parameters=parameters[1],
+    )
 
 
 def count_parameters(model) -> tuple[int, int]:

@@ -39,7 +39,7 @@ async def abortable(start: Callable[[], Iterator[str]], timeout_s: float) -> Asy
                 if stop.is_set():
                     break
                 hand_over(delta)
-        except BaseException as exc:  # handed to the event loop, which re-raises it
+        except BaseException as exc:  # noqa: BLE001 (handed to the event loop, which re-raises it)
             hand_over(exc)
         finally:
             if stream is not None and hasattr(stream, "close"):

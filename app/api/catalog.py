@@ -20,8 +20,10 @@ class UnknownModel(LookupError):
 
     def __init__(self, name: str, valid: list[str], reason: str = "") -> None:
         why = f" ({reason})" if reason else ""
-        super().__init__(f"unknown model {name!r}{why}; valid models: {', '.join(valid)} "
-                         "(and rag:<collection>+<adapter>)")  # fmt: skip
+        super().__init__(
+            f"unknown model {name!r}{why}; valid models: {', '.join(valid)} "
+            "(and rag:<collection>+<adapter>)"
+        )
         self.valid = valid
 
 

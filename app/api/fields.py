@@ -13,10 +13,29 @@ from __future__ import annotations
 
 from app.api.schemas import ChatCompletionRequest
 
-ENGINE = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "n", "seed", "stop",
-          "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
-          "response_format", "tools", "tool_choice", "parallel_tool_calls",
-          "top_k", "min_p", "repetition_penalty", "min_tokens", "ignore_eos")  # fmt: skip
+ENGINE = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+    "seed",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "top_k",
+    "min_p",
+    "repetition_penalty",
+    "min_tokens",
+    "ignore_eos",
+)
 METADATA = ("user", "metadata", "store", "safety_identifier", "prompt_cache_key", "modalities")
 HINTS = {
     "functions": "use tools",
@@ -47,9 +66,12 @@ def check_request(body: ChatCompletionRequest) -> None:
     if unknown:
         name = unknown[0]
         hint = f" ({HINTS[name]})" if name in HINTS else ""
-        raise FieldRefused(f"{', '.join(unknown)}: not supported by this server{hint}; it honours "
-                           f"{', '.join(ENGINE)}, stream, stream_options.include_usage, and accepts "
-                           f"{', '.join(METADATA)} as metadata", name)  # fmt: skip
+        raise FieldRefused(
+            f"{', '.join(unknown)}: not supported by this server{hint}; it honours "
+            f"{', '.join(ENGINE)}, stream, stream_options.include_usage, and accepts "
+            f"{', '.join(METADATA)} as metadata",
+            name,
+        )
     for i, message in enumerate(body.messages):
         _check_message(i, message)
     if body.store:
@@ -69,20 +91,29 @@ def _check_message(i: int, message) -> None:
     where = f"messages[{i}]"
     extra = _set(message.model_extra)
     if extra:
-        raise FieldRefused(f"{where}.{extra[0]}: not a chat message field this server honours "
-                           "(role, content, name, tool_calls, tool_call_id)", f"{where}.{extra[0]}")  # fmt: skip
+        raise FieldRefused(
+            f"{where}.{extra[0]}: not a chat message field this server honours "
+            "(role, content, name, tool_calls, tool_call_id)",
+            f"{where}.{extra[0]}",
+        )
     if isinstance(message.content, list):
         for j, part in enumerate(message.content):
             if part.type != "text":
-                raise FieldRefused(f"{where}.content[{j}]: {part.type!r} parts are not supported; the model "
-                                   "reads text only (send parts of type 'text')", f"{where}.content[{j}].type")  # fmt: skip
+                raise FieldRefused(
+                    f"{where}.content[{j}]: {part.type!r} parts are not supported; the model "
+                    "reads text only (send parts of type 'text')",
+                    f"{where}.content[{j}].type",
+                )
     if message.tool_calls is not None and message.role != "assistant":
         raise FieldRefused(
             f"{where}.tool_calls: only assistant messages carry tool_calls", f"{where}.tool_calls"
         )
     if message.content is None and not (message.role == "assistant" and message.tool_calls):
-        raise FieldRefused(f"{where}.content: required (only an assistant message with tool_calls "
-                           "may leave it out)", f"{where}.content")  # fmt: skip
+        raise FieldRefused(
+            f"{where}.content: required (only an assistant message with tool_calls "
+            "may leave it out)",
+            f"{where}.content",
+        )
 
 
 def _check_stream_options(body: ChatCompletionRequest) -> None:
@@ -95,8 +126,10 @@ def _check_stream_options(body: ChatCompletionRequest) -> None:
         ["include_obfuscation"] if options.include_obfuscation else []
     )
     if extra:
-        raise FieldRefused(f"stream_options.{extra[0]}: not supported; stream_options.include_usage is",
-                           f"stream_options.{extra[0]}")  # fmt: skip
+        raise FieldRefused(
+            f"stream_options.{extra[0]}: not supported; stream_options.include_usage is",
+            f"stream_options.{extra[0]}",
+        )
 
 
 def engine_fields(body: ChatCompletionRequest) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
+from typing import Self
 
 from fastapi import HTTPException, Request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
@@ -34,10 +35,14 @@ def check_binding(ui: UISettings, api: APISettings) -> None:
     if not api.keys:
         missing.append("no API key (set api.keys, env RAGTUNE_API__KEYS='[\"a-long-secret\"]')")
     if not ui.users:
-        missing.append("no UI login (set ui.users, env RAGTUNE_UI__USERS='{\"alice\": \"a-long-secret\"}')")
+        missing.append(
+            'no UI login (set ui.users, env RAGTUNE_UI__USERS=\'{"alice": "a-long-secret"}\')'
+        )
     if missing:
-        raise SettingsError(f"ui.host is {ui.host!r} (not loopback) but there is {' and '.join(missing)}; "
-                            "configure them or bind to 127.0.0.1")  # fmt: skip
+        raise SettingsError(
+            f"ui.host is {ui.host!r} (not loopback) but there is {' and '.join(missing)}; "
+            "configure them or bind to 127.0.0.1"
+        )
 
 
 def ui_login(users: dict[str, str]):
@@ -65,8 +70,11 @@ class Auth:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>'",
-                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+            raise HTTPException(
+                401,
+                "missing API key: send 'Authorization: Bearer <key>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         if not any(hmac.compare_digest(token.strip().encode(), key) for key in self.keys):
             raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
 
@@ -78,16 +86,35 @@ class Metrics:
         disable_created_metrics()  # the *_created series only clutter dashboards
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("ragtune_requests", "HTTP API requests", ["path", "status"], registry=r)
-        self.latency = Histogram("ragtune_request_latency_seconds", "Request latency", ["path"],
-                                 buckets=LATENCY_BUCKETS, registry=r)  # fmt: skip
-        self.first_token = Histogram("ragtune_time_to_first_token_seconds", "Time to the first streamed token",
-                                     buckets=LATENCY_BUCKETS, registry=r)  # fmt: skip
-        self.tokens = Counter("ragtune_completion_tokens", "Generated tokens (stream deltas)", ["model"], registry=r)
-        self.errors = Counter("ragtune_errors", "Failed API requests by reason", ["reason"], registry=r)
-        self.queue_depth = Gauge("ragtune_queue_depth", "Requests waiting for a generation slot", registry=r)
+        self.requests = Counter(
+            "ragtune_requests", "HTTP API requests", ["path", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "ragtune_request_latency_seconds",
+            "Request latency",
+            ["path"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.first_token = Histogram(
+            "ragtune_time_to_first_token_seconds",
+            "Time to the first streamed token",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "ragtune_completion_tokens", "Generated tokens (stream deltas)", ["model"], registry=r
+        )
+        self.errors = Counter(
+            "ragtune_errors", "Failed API requests by reason", ["reason"], registry=r
+        )
+        self.queue_depth = Gauge(
+            "ragtune_queue_depth", "Requests waiting for a generation slot", registry=r
+        )
         self.in_flight = Gauge("ragtune_generations_in_flight", "Generations running", registry=r)
-        self.rejected = Counter("ragtune_overload_rejections", "Requests refused with 503", registry=r)
+        self.rejected = Counter(
+            "ragtune_overload_rejections", "Requests refused with 503", registry=r
+        )
 
     def observe(self, path: str, status: int, seconds: float) -> None:
         """Count one finished request."""
@@ -127,7 +154,7 @@ class _Ticket:
         self.admission = admission
         self.state = "queued"
 
-    async def __aenter__(self) -> _Ticket:
+    async def __aenter__(self) -> Self:
         a = self.admission
         try:
             await a.slots.acquire()

@@ -33,10 +33,12 @@ from app.settings import APISettings
 from indexing.store import StoreError
 
 # failure -> (HTTP status, OpenAI error type, metrics reason); the first match in order wins
-FAILURES = ((GeneratorRefused, 400, "invalid_request_error", "engine_refused"),
-            (StreamTimeout, 504, "timeout", "timeout"),
-            (GeneratorUnavailable, 503, "generator_unavailable", "generator_unavailable"),
-            (GeneratorError, 502, "generator_error", "generator_error"))  # fmt: skip
+FAILURES = (
+    (GeneratorRefused, 400, "invalid_request_error", "engine_refused"),
+    (StreamTimeout, 504, "timeout", "timeout"),
+    (GeneratorUnavailable, 503, "generator_unavailable", "generator_unavailable"),
+    (GeneratorError, 502, "generator_error", "generator_error"),
+)
 
 
 def openai_error(
@@ -49,9 +51,18 @@ def openai_error(
 
 def source_records(sources) -> list[dict]:
     """Sources as JSON (what a client needs to show a citation)."""
-    return [{"index": i, "source": s.source, "page": s.page, "heading": s.heading, "score": round(s.score, 4),
-             "text": s.text, "also_in": list(s.also_in)}
-            for i, s in enumerate(sources, 1)]  # fmt: skip
+    return [
+        {
+            "index": i,
+            "source": s.source,
+            "page": s.page,
+            "heading": s.heading,
+            "score": round(s.score, 4),
+            "text": s.text,
+            "also_in": list(s.also_in),
+        }
+        for i, s in enumerate(sources, 1)
+    ]
 
 
 @dataclass
@@ -90,8 +101,14 @@ class _ClosingStream(StreamingResponse):
             await self.on_close()
 
 
-def build_openai_router(chat: ChatService, catalog: ModelCatalog, admission: Admission, metrics: Metrics,
-                        settings: APISettings, auth) -> APIRouter:  # fmt: skip
+def build_openai_router(
+    chat: ChatService,
+    catalog: ModelCatalog,
+    admission: Admission,
+    metrics: Metrics,
+    settings: APISettings,
+    auth,
+) -> APIRouter:
     """The OpenAI-compatible routes over the chat service."""
     router = APIRouter(prefix="/v1", dependencies=[Depends(auth)])
 
@@ -99,8 +116,13 @@ def build_openai_router(chat: ChatService, catalog: ModelCatalog, admission: Adm
     def list_models() -> dict:
         """Servable model names: base, adapters, rag:<collection>."""
         created = int(time.time())
-        return {"object": "list",
-                "data": [{"id": n, "object": "model", "created": created, "owned_by": "ragtune"} for n in catalog.names()]}  # fmt: skip
+        return {
+            "object": "list",
+            "data": [
+                {"id": n, "object": "model", "created": created, "owned_by": "ragtune"}
+                for n in catalog.names()
+            ],
+        }
 
     @router.post("/chat/completions")
     async def chat_completions(body: ChatCompletionRequest, request: Request):
@@ -121,8 +143,12 @@ def build_openai_router(chat: ChatService, catalog: ModelCatalog, admission: Adm
             ticket = admission.enter()
         except Overloaded:
             metrics.errors.labels("overloaded").inc()
-            return openai_error(503, "the server is busy; retry later", "overloaded",
-                                headers={"Retry-After": str(settings.retry_after_s)})  # fmt: skip
+            return openai_error(
+                503,
+                "the server is busy; retry later",
+                "overloaded",
+                headers={"Retry-After": str(settings.retry_after_s)},
+            )
         try:
             messages, sources = await run_in_threadpool(_messages_for, chat, target, body)
         except (
@@ -170,8 +196,12 @@ def build_openai_router(chat: ChatService, catalog: ModelCatalog, admission: Adm
             await close()
             raise
         events = _sse(first, stream, reply, wants_usage(body), request, started)
-        return _ClosingStream(events, close, media_type="text/event-stream",
-                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
+        return _ClosingStream(
+            events,
+            close,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     return router
 
@@ -192,8 +222,14 @@ async def _complete(start, ticket, reply: _Reply, settings: APISettings) -> dict
     return shape(completion, reply.target.name, reply.sources)
 
 
-async def _sse(first: dict, stream: AsyncIterator[dict], reply: _Reply, client_usage: bool, request: Request,
-               started: float) -> AsyncIterator[str]:  # fmt: skip
+async def _sse(
+    first: dict,
+    stream: AsyncIterator[dict],
+    reply: _Reply,
+    client_usage: bool,
+    request: Request,
+    started: float,
+) -> AsyncIterator[str]:
     """OpenAI chunk events, ending with ``[DONE]``; sources ride on the first chunk."""
 
     def event(payload: dict) -> str:

@@ -15,29 +15,49 @@ from indexing.store import VectorStore
 from training.registry import AdapterRegistry
 
 
-def build_resource_router(settings: Settings, store: VectorStore, registry: AdapterRegistry,
-                          pipeline: Callable[[], IngestPipeline], auth) -> APIRouter:  # fmt: skip
+def build_resource_router(
+    settings: Settings,
+    store: VectorStore,
+    registry: AdapterRegistry,
+    pipeline: Callable[[], IngestPipeline],
+    auth,
+) -> APIRouter:
     """Routes for documents, collections and adapters."""
     router = APIRouter(prefix="/v1", dependencies=[Depends(auth)])
 
     @router.post("/ingest")
-    async def ingest(files: Annotated[list[UploadFile], File()], collection: Annotated[str | None, Form()] = None,
-                     tags: Annotated[list[str] | None, Form()] = None) -> dict:  # fmt: skip
+    async def ingest(
+        files: Annotated[list[UploadFile], File()],
+        collection: Annotated[str | None, Form()] = None,
+        tags: Annotated[list[str] | None, Form()] = None,
+    ) -> dict:
         """Upload files into a collection (created if needed); the same report as `ragtune ingest`."""
         name = collection or settings.indexing.default_collection
         paths = []
         for upload in files:
-            paths.append(await run_in_threadpool(
-                store_upload, upload.file, upload.filename or "upload", name, settings.uploads_dir,
-                allowed=settings.api.upload_types, max_mb=settings.api.max_upload_mb))  # fmt: skip
+            paths.append(
+                await run_in_threadpool(
+                    store_upload,
+                    upload.file,
+                    upload.filename or "upload",
+                    name,
+                    settings.uploads_dir,
+                    allowed=settings.api.upload_types,
+                    max_mb=settings.api.max_upload_mb,
+                )
+            )
         report = await run_in_threadpool(
-            lambda: pipeline().ingest(paths, name, tags=tags or None, show_progress=False))  # fmt: skip
+            lambda: pipeline().ingest(paths, name, tags=tags or None, show_progress=False)
+        )
         return report.to_dict()
 
     @router.get("/collections")
     def collections() -> dict:
         """Every collection with chunk and file counts, embedder and chunking."""
-        return {"object": "list", "data": [store.info(n).to_dict() for n in store.collection_names()]}
+        return {
+            "object": "list",
+            "data": [store.info(n).to_dict() for n in store.collection_names()],
+        }
 
     @router.get("/adapters")
     def adapters() -> dict:

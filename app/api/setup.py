@@ -39,8 +39,14 @@ def _field_errors(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def install_api(app: FastAPI, settings: Settings, chat: ChatService, store: VectorStore,
-                registry: AdapterRegistry, pipeline: Callable[[], IngestPipeline]) -> Metrics:  # fmt: skip
+def install_api(
+    app: FastAPI,
+    settings: Settings,
+    chat: ChatService,
+    store: VectorStore,
+    registry: AdapterRegistry,
+    pipeline: Callable[[], IngestPipeline],
+) -> Metrics:
     """Add the /v1 routes, health, metrics and error handlers to ``app``; returns its metrics."""
     metrics = Metrics()
     auth = Auth(settings.api.keys)

@@ -35,8 +35,9 @@ def _message(message: dict, *, delta: bool) -> dict:
     calls = message.get("tool_calls")
     if calls:
         keys = TOOL_CALL if delta else TOOL_CALL[1:]  # a finished message's calls have no index
-        kept["tool_calls"] = [{**_keep(c, keys), "function": _keep(c.get("function") or {}, FUNCTION)}
-                              for c in calls]  # fmt: skip
+        kept["tool_calls"] = [
+            {**_keep(c, keys), "function": _keep(c.get("function") or {}, FUNCTION)} for c in calls
+        ]
         if not delta and not kept.get("content"):
             kept["content"] = None  # as OpenAI answers a tool call
     elif "tool_calls" in kept:

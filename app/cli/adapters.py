@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from app.cli.common import JsonFlag, emit_json, load_cli_settings
 from app.cli.errors import user_errors
 
-adapters_cli = typer.Typer(help="The adapter registry: list, inspect, load into the server, delete.", no_args_is_help=True)
+adapters_cli = typer.Typer(
+    help="The adapter registry: list, inspect, load into the server, delete.", no_args_is_help=True
+)
 
 
 def _registry():
@@ -29,16 +31,22 @@ def list_adapters(as_json: JsonFlag = False) -> None:
         emit_json(rows)
         return
     if not rows:
-        typer.echo("no adapters yet; train one with `ragtune train sft --config configs/train/sft_lora.yaml`")
+        typer.echo(
+            "no adapters yet; train one with `ragtune train sft --config configs/train/sft_lora.yaml`"
+        )
         return
     typer.echo(f"{'name':<24} {'kind':<10} {'method':<9} {'size':>10}  {'created':<25} base")
     for r in rows:
-        typer.echo(f"{r['name']:<24} {r['kind']:<10} {r['method']:<9} {r['size_bytes'] / 1e6:>8.1f}MB  "
-                   f"{r['created']:<25} {r['base_model'].rstrip('/').rsplit('/', 1)[-1]}")  # fmt: skip
+        typer.echo(
+            f"{r['name']:<24} {r['kind']:<10} {r['method']:<9} {r['size_bytes'] / 1e6:>8.1f}MB  "
+            f"{r['created']:<25} {r['base_model'].rstrip('/').rsplit('/', 1)[-1]}"
+        )
 
 
 @adapters_cli.command("show")
-def show(name: Annotated[str, typer.Argument(help="Adapter name.")], as_json: JsonFlag = False) -> None:
+def show(
+    name: Annotated[str, typer.Argument(help="Adapter name.")], as_json: JsonFlag = False
+) -> None:
     """The manifest of one adapter, with the forgetting check as base / tuned / difference."""
     with user_errors():
         manifest = _registry().get(name)
@@ -58,7 +66,9 @@ def show(name: Annotated[str, typer.Argument(help="Adapter name.")], as_json: Js
         typer.echo("forgetting check:")
         typer.echo(f"  {'metric':<16} {'base':>9} {'tuned':>9} {'tuned-base':>11}")
         for metric, base in forgetting["base"].items():
-            typer.echo(f"  {metric:<16} {base:>9} {forgetting['tuned'][metric]:>9} {forgetting['delta'][metric]:>+11}")
+            typer.echo(
+                f"  {metric:<16} {base:>9} {forgetting['tuned'][metric]:>9} {forgetting['delta'][metric]:>+11}"
+            )
 
 
 @adapters_cli.command("delete")
@@ -79,7 +89,9 @@ def delete(
 @adapters_cli.command("load")
 def load(
     name: Annotated[str, typer.Argument(help="Adapter name.")],
-    no_probe: Annotated[bool, typer.Option("--no-probe", help="Skip the base-vs-adapter probe.")] = False,
+    no_probe: Annotated[
+        bool, typer.Option("--no-probe", help="Skip the base-vs-adapter probe.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Load an adapter into the running server (LoRA: vLLM runtime API, no restart).
@@ -96,7 +108,9 @@ def load(
         return
     typer.echo(f"{result.name} ({result.kind}) is served by {result.served_by}")
     if result.changed_output is not None:
-        typer.echo(f"  probe, base:    {result.base_answer!r}\n  probe, adapter: {result.adapter_answer!r}")
+        typer.echo(
+            f"  probe, base:    {result.base_answer!r}\n  probe, adapter: {result.adapter_answer!r}"
+        )
     if result.warning:
         typer.echo(f"warning: {result.warning}", err=True)
 
@@ -105,9 +119,14 @@ def load(
 def merge(
     name: Annotated[str, typer.Argument(help="LoRA adapter name.")],
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Model folder to write (default: <models_dir>/merged/NAME).")
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Model folder to write (default: <models_dir>/merged/NAME)."
+        ),
     ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing merged folder.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing merged folder.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Merge a LoRA adapter into its base weights, for serving a dominant adapter at base speed.
@@ -122,7 +141,12 @@ def merge(
 
     settings = load_cli_settings()
     with user_errors():
-        folder = merge_adapter(build_registry(settings), name, output or settings.models_dir / "merged" / name, overwrite)
+        folder = merge_adapter(
+            build_registry(settings),
+            name,
+            output or settings.models_dir / "merged" / name,
+            overwrite,
+        )
     if as_json:
         emit_json({"adapter": name, "output": str(folder)})
     else:
@@ -141,7 +165,9 @@ def unload(name: Annotated[str, typer.Argument(help="Adapter name.")]) -> None:
 
 def classify(
     texts: Annotated[list[str], typer.Argument(help="Texts to classify.")],
-    adapter: Annotated[str, typer.Option("--adapter", help="A classifier adapter from the registry.")],
+    adapter: Annotated[
+        str, typer.Option("--adapter", help="A classifier adapter from the registry.")
+    ],
     as_json: JsonFlag = False,
 ) -> None:
     """Label texts with a classifier adapter (see `ragtune train classify`)."""
@@ -154,7 +180,10 @@ def classify(
         if manifest.kind != "classifier":
             raise RegistryError(f"{adapter!r} is a {manifest.kind} adapter, not a classifier")
         predictions = load_classifier(manifest, registry.path(adapter))(list(texts))
-    rows = [{"text": t, "label": label, "probability": round(p, 4)} for t, (label, p) in zip(texts, predictions)]
+    rows = [
+        {"text": t, "label": label, "probability": round(p, 4)}
+        for t, (label, p) in zip(texts, predictions)
+    ]
     if as_json:
         emit_json(rows)
         return

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -45,26 +45,31 @@ def read_questions(path: Path) -> list[str]:
 
 
 def ask(
-    question: Annotated[Optional[str], typer.Argument(help="The question (or use --file).")] = None,
+    question: Annotated[str | None, typer.Argument(help="The question (or use --file).")] = None,
     collection: CollectionOption = None,
     mode: Annotated[
-        Optional[str], typer.Option(help=f"Prompting mode: {', '.join(MODES)} (default: settings).")
+        str | None, typer.Option(help=f"Prompting mode: {', '.join(MODES)} (default: settings).")
     ] = None,
-    k: Annotated[Optional[int], typer.Option("--k", min=1, max=50, help="Chunks retrieved (RAG).")] = None,
+    k: Annotated[
+        int | None, typer.Option("--k", min=1, max=50, help="Chunks retrieved (RAG).")
+    ] = None,
     retriever: RetrieverOption = None,
     source: SourceOption = None,
     file_type: FileTypeOption = None,
     tag: TagOption = None,
     file: Annotated[
-        Optional[Path], typer.Option("--file", "-f", help='JSONL with one {"question": ...} per line.')
+        Path | None,
+        typer.Option("--file", "-f", help='JSONL with one {"question": ...} per line.'),
     ] = None,
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Write JSONL here instead of stdout.")
+        Path | None, typer.Option("--output", "-o", help="Write JSONL here instead of stdout.")
     ] = None,
     retrieve_only: Annotated[
         bool, typer.Option("--retrieve-only", help="Only retrieve sources; no generation.")
     ] = False,
-    adapter: Annotated[Optional[str], typer.Option(help="Adapter to answer with (default: base).")] = None,
+    adapter: Annotated[
+        str | None, typer.Option(help="Adapter to answer with (default: base).")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Answer a question (or a file of them) with its sources.

@@ -9,7 +9,9 @@ import typer
 from app.cli.common import JsonFlag, emit_json, load_cli_settings
 from app.cli.errors import user_errors
 
-collections_cli = typer.Typer(help="List, inspect and delete document collections.", no_args_is_help=True)
+collections_cli = typer.Typer(
+    help="List, inspect and delete document collections.", no_args_is_help=True
+)
 
 
 def _store():
@@ -77,6 +79,8 @@ def delete(
         store = _store()
         info = store.info(name)
         if not yes:
-            typer.confirm(f"delete {name!r} ({info.chunks} chunks from {info.files} files)?", abort=True)
+            typer.confirm(
+                f"delete {name!r} ({info.chunks} chunks from {info.files} files)?", abort=True
+            )
         store.delete_collection(name)
     typer.echo(f"deleted {name}")

@@ -3,29 +3,35 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from app.cli.errors import user_errors
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of text.")]
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="Print machine-readable JSON instead of text.")
+]
 CollectionOption = Annotated[
-    Optional[str],
-    typer.Option("--collection", "-c", help="Collection name (default: indexing.default_collection)."),
+    str | None,
+    typer.Option(
+        "--collection", "-c", help="Collection name (default: indexing.default_collection)."
+    ),
 ]
 RetrieverOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(help="Retriever: dense, bm25 or hybrid (default: indexing.retriever)."),
 ]
 SourceOption = Annotated[
-    Optional[str], typer.Option("--source", help="Only sources matching this glob, e.g. 'docs/*.md'.")
+    str | None,
+    typer.Option("--source", help="Only sources matching this glob, e.g. 'docs/*.md'."),
 ]
 FileTypeOption = Annotated[
-    Optional[list[str]], typer.Option("--file-type", help="Only these file types (md, pdf, html, txt).")
+    list[str] | None,
+    typer.Option("--file-type", help="Only these file types (md, pdf, html, txt)."),
 ]
 TagOption = Annotated[
-    Optional[list[str]], typer.Option("--tag", help="Only chunks with this tag (repeatable).")
+    list[str] | None, typer.Option("--tag", help="Only chunks with this tag (repeatable).")
 ]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from tqdm import tqdm
@@ -23,8 +23,12 @@ def retrieval(
     retrievers: Annotated[
         str, typer.Option(help="Comma-separated retrievers to compare.")
     ] = "dense,bm25,hybrid",
-    depth: Annotated[int, typer.Option(min=10, help="Chunks retrieved per question before de-duplication.")] = 30,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the JSON here.")] = None,
+    depth: Annotated[
+        int, typer.Option(min=10, help="Chunks retrieved per question before de-duplication.")
+    ] = 30,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also write the JSON here.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """hit@1/3/5, MRR@10 and nDCG@10 of each retriever on a labeled question set.
@@ -55,7 +59,9 @@ def retrieval(
             for kind in chosen
         }
         functions[chosen[0]](questions[0].question)  # warm-up: model load is not latency
-        with tqdm(total=len(questions) * len(chosen), desc="eval retrieval", disable=as_json) as bar:
+        with tqdm(
+            total=len(questions) * len(chosen), desc="eval retrieval", disable=as_json
+        ) as bar:
             report = evaluate(questions, functions, name, on_question=bar.update)
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -70,10 +76,21 @@ def retrieval(
 @eval_cli.command("run")
 def run(
     suite: Annotated[Path, typer.Option(help="Suite YAML (see evals/suites/).")],
-    variants: Annotated[str, typer.Option(help="Comma-separated variant names (see `ragtune variants list`).")],
-    variants_file: Annotated[Optional[Path], typer.Option(help="Variants YAML (default: settings).")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Report folder (default: <data_dir>/evals/<suite>-<time>).")] = None,
-    limit: Annotated[int | None, typer.Option(help="Only the first N items (quick checks).")] = None,
+    variants: Annotated[
+        str, typer.Option(help="Comma-separated variant names (see `ragtune variants list`).")
+    ],
+    variants_file: Annotated[
+        Path | None, typer.Option(help="Variants YAML (default: settings).")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Report folder (default: <data_dir>/evals/<suite>-<time>)."
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Only the first N items (quick checks).")
+    ] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Answers in flight at once.")] = 4,
     as_json: JsonFlag = False,
 ) -> None:
@@ -96,8 +113,10 @@ def run(
         loaded = load_suite(suite)
         if limit:
             loaded.items = loaded.items[:limit]
-        chosen = pick(load_variants(variants_file or settings.variants_file),
-                      [v.strip() for v in variants.split(",") if v.strip()])  # fmt: skip
+        chosen = pick(
+            load_variants(variants_file or settings.variants_file),
+            [v.strip() for v in variants.split(",") if v.strip()],
+        )
         registry = build_registry(settings)
         for variant in chosen:  # fail before any work on a missing adapter or collection
             for adapter in filter(None, (variant.adapter, variant.classifier)):
@@ -107,7 +126,8 @@ def run(
         for variant in chosen:
             if variant.mode == "rag" and not variant.classifier:
                 chat.retrievers["dense"].store.collection(
-                    variant.collection or settings.indexing.default_collection, embedding_model=embedder.name
+                    variant.collection or settings.indexing.default_collection,
+                    embedding_model=embedder.name,
                 )
 
         def classifier(name: str):
@@ -116,13 +136,31 @@ def run(
             return load_classifier(registry.get(name), registry.path(name))
 
         metrics = QA_METRICS if loaded.kind == "qa" else CLASSIFICATION_METRICS
-        with tqdm(total=len(loaded.items) * len(chosen), desc=f"eval {loaded.name}", disable=as_json) as bar:
-            results = run_suite(loaded, chosen, VariantRunner(chat), embed=embedder.embed,
-                                classifier=classifier, on_item=bar.update, concurrency=concurrency)  # fmt: skip
+        with tqdm(
+            total=len(loaded.items) * len(chosen), desc=f"eval {loaded.name}", disable=as_json
+        ) as bar:
+            results = run_suite(
+                loaded,
+                chosen,
+                VariantRunner(chat),
+                embed=embedder.embed,
+                classifier=classifier,
+                on_item=bar.update,
+                concurrency=concurrency,
+            )
         summary = summarise(results, metrics)
-        folder = output or settings.data_dir / "evals" / f"{loaded.name}-{clock.strftime('%Y%m%d-%H%M%S')}"
-        paths = write_report(folder, f"{loaded.name}: {', '.join(v.name for v in chosen)}", results, summary,
-                             metrics, {v.name: v.label() for v in chosen})  # fmt: skip
+        folder = (
+            output
+            or settings.data_dir / "evals" / f"{loaded.name}-{clock.strftime('%Y%m%d-%H%M%S')}"
+        )
+        paths = write_report(
+            folder,
+            f"{loaded.name}: {', '.join(v.name for v in chosen)}",
+            results,
+            summary,
+            metrics,
+            {v.name: v.label() for v in chosen},
+        )
     if as_json:
         emit_json({"summary": summary, "files": {k: str(v) for k, v in paths.items()}})
         return
@@ -130,12 +168,16 @@ def run(
     typer.echo(f"report: {paths['html']}\nresults: {paths['results']}")
 
 
-variants_cli = typer.Typer(help="Answering recipes (generator x prompting mode).", no_args_is_help=True)
+variants_cli = typer.Typer(
+    help="Answering recipes (generator x prompting mode).", no_args_is_help=True
+)
 
 
 @variants_cli.command("list")
 def list_variants(
-    variants_file: Annotated[Optional[Path], typer.Option(help="Variants YAML (default: settings).")] = None,
+    variants_file: Annotated[
+        Path | None, typer.Option(help="Variants YAML (default: settings).")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """The variants defined for the A/B tab, the eval runner and the API."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -25,16 +25,18 @@ cli = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-models_cli = typer.Typer(help="Prepare the generator and embedding models (offline).", no_args_is_help=True)
+models_cli = typer.Typer(
+    help="Prepare the generator and embedding models (offline).", no_args_is_help=True
+)
 cli.add_typer(models_cli, name="models")
 
-from app.cli import adapters as adapters_module  # noqa: E402
-from app.cli import ask as ask_module  # noqa: E402
-from app.cli.collections import collections_cli  # noqa: E402
-from app.cli.evaluate import eval_cli, variants_cli  # noqa: E402
-from app.cli.prefs import prefs_cli  # noqa: E402
-from app.cli.reward import reward_cli  # noqa: E402
-from app.cli.train import train_cli  # noqa: E402
+from app.cli import adapters as adapters_module
+from app.cli import ask as ask_module
+from app.cli.collections import collections_cli
+from app.cli.evaluate import eval_cli, variants_cli
+from app.cli.prefs import prefs_cli
+from app.cli.reward import reward_cli
+from app.cli.train import train_cli
 
 cli.command()(ask_module.ask)
 cli.command()(adapters_module.classify)
@@ -49,7 +51,9 @@ cli.add_typer(adapters_module.adapters_cli, name="adapters")
 
 @models_cli.command("pull")
 def models_pull(
-    force: Annotated[bool, typer.Option(help="Convert again even if the model is prepared.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Convert again even if the model is prepared.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Convert the packaged SmolLM2 GGUF to a safetensors folder (once) and check the embedder.
@@ -58,13 +62,20 @@ def models_pull(
     left as configured (a local folder or a hub id the engine loads itself).
     """
     from app.components import build_embedder
-    from app.models import default_generator_dir, is_pulled, pull_default_generator, resolve_generator_model
+    from app.models import (
+        default_generator_dir,
+        is_pulled,
+        pull_default_generator,
+        resolve_generator_model,
+    )
 
     settings = load_cli_settings()
     with user_errors():
         if settings.generator.model == "default":
             if force or not is_pulled(default_generator_dir(settings.models_dir)):
-                typer.echo("preparing the default generator (first time: about a minute)...", err=True)
+                typer.echo(
+                    "preparing the default generator (first time: about a minute)...", err=True
+                )
             generator = str(pull_default_generator(settings.models_dir, force=force))
         else:
             generator = resolve_generator_model(settings.generator.model, settings.models_dir)
@@ -85,15 +96,18 @@ def ingest(
         bool, typer.Option(help="Remove chunks of files that are gone from the given folders.")
     ] = False,
     tag: Annotated[
-        Optional[list[str]], typer.Option("--tag", help="Tag the chunks (repeatable); filter by it in ask.")
+        list[str] | None,
+        typer.Option("--tag", help="Tag the chunks (repeatable); filter by it in ask."),
     ] = None,
     chunking: Annotated[
-        Optional[str],
-        typer.Option(help="Chunking strategy: structure (headings, PDF pages) or sentence. "
-                     "Changing it re-chunks the whole collection."),
+        str | None,
+        typer.Option(
+            help="Chunking strategy: structure (headings, PDF pages) or sentence. "
+            "Changing it re-chunks the whole collection."
+        ),
     ] = None,
-    chunk_size: Annotated[Optional[int], typer.Option(min=32, help="Chunk size in tokens.")] = None,
-    chunk_overlap: Annotated[Optional[int], typer.Option(min=0, help="Overlap in tokens.")] = None,
+    chunk_size: Annotated[int | None, typer.Option(min=32, help="Chunk size in tokens.")] = None,
+    chunk_overlap: Annotated[int | None, typer.Option(min=0, help="Overlap in tokens.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Read .txt, .md, .pdf and .html files, chunk, embed and store them in Chroma.
@@ -103,7 +117,6 @@ def ingest(
     reason and the rest are still ingested. Exit code 1 when any file failed.
     """
     from app.components import build_ingest_pipeline
-
     from indexing.chunking import STRATEGIES, ChunkingConfig
 
     settings = load_cli_settings()
@@ -153,8 +166,12 @@ def ingest(
 
 @cli.command()
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="Web app interface (default: settings, 127.0.0.1).")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Web app port (default: settings, 7860).")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Web app interface (default: settings, 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Web app port (default: settings, 7860).")
+    ] = None,
     no_engine: Annotated[
         bool, typer.Option("--no-engine", help="Do not start a local vLLM server.")
     ] = False,

@@ -14,7 +14,9 @@ prefs_cli = typer.Typer(help="Human preferences collected in the A/B tab.", no_a
 
 @prefs_cli.command("export")
 def export(
-    output: Annotated[Path, typer.Option("--output", "-o", help="JSONL file to write.")] = Path("preferences.jsonl"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSONL file to write.")] = Path(
+        "preferences.jsonl"
+    ),
     as_json: JsonFlag = False,
 ) -> None:
     """Write every decided vote (A or B better) as {"prompt", "chosen", "rejected"} JSONL.
@@ -33,15 +35,23 @@ def export(
 
 @prefs_cli.command("sample")
 def sample(
-    reward: Annotated[str, typer.Option("--reward", help="Reward adapter or classifier that judges.")],
-    prompts: Annotated[Path, typer.Option("--prompts", help="Prompt file (JSONL prompt/text, or TSV/CSV).")],
+    reward: Annotated[
+        str, typer.Option("--reward", help="Reward adapter or classifier that judges.")
+    ],
+    prompts: Annotated[
+        Path, typer.Option("--prompts", help="Prompt file (JSONL prompt/text, or TSV/CSV).")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="JSONL file to write.")],
     rows: Annotated[int, typer.Option(help="Prompts sampled from the file.")] = 256,
-    prompt_words: Annotated[int, typer.Option(help="Keep only the first N words of each prompt (0: all).")] = 0,
+    prompt_words: Annotated[
+        int, typer.Option(help="Keep only the first N words of each prompt (0: all).")
+    ] = 0,
     min_prompt_words: Annotated[int, typer.Option(help="Skip prompts shorter than this.")] = 0,
     max_new_tokens: Annotated[int, typer.Option(help="Tokens per sampled answer.")] = 24,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
-    min_margin: Annotated[float, typer.Option(help="Drop pairs whose rewards differ by less.")] = 0.5,
+    min_margin: Annotated[
+        float, typer.Option(help="Drop pairs whose rewards differ by less.")
+    ] = 0.5,
     label: Annotated[str, typer.Option(help="For classifier rewards: the preferred label.")] = "1",
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 42,
     as_json: JsonFlag = False,
@@ -67,11 +77,21 @@ def sample(
         from transformers import AutoModelForCausalLM
 
         base = resolve_base_model(settings)
-        texts = load_prompts(prompts, words=prompt_words, min_words=min_prompt_words, rows=rows, seed=seed)
+        texts = load_prompts(
+            prompts, words=prompt_words, min_words=min_prompt_words, rows=rows, seed=seed
+        )
         judge = load_reward(build_registry(settings), reward, policy_base=base, label=label)
         model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).eval()
-        pairs = sample_pairs(model, load_tokenizer(base), texts, judge, max_new_tokens=max_new_tokens,
-                             temperature=temperature, seed=seed, min_margin=min_margin)  # fmt: skip
+        pairs = sample_pairs(
+            model,
+            load_tokenizer(base),
+            texts,
+            judge,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            seed=seed,
+            min_margin=min_margin,
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pairs))
     result = {"prompts": len(texts), "pairs": len(pairs), "output": str(output)}

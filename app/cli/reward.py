@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,10 +16,19 @@ reward_cli = typer.Typer(help="Score answers with a reward model.", no_args_is_h
 
 @reward_cli.command("score")
 def score(
-    adapter: Annotated[str, typer.Option("--adapter", help="Reward adapter (or classifier) in the registry.")],
-    file: Annotated[Path, typer.Option("--file", help="JSONL: {prompt, response} or {prompt, chosen, rejected}.")],
-    label: Annotated[str, typer.Option(help="For classifiers: the label whose log-odds is the reward.")] = "1",
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the scores as JSONL.")] = None,
+    adapter: Annotated[
+        str, typer.Option("--adapter", help="Reward adapter (or classifier) in the registry.")
+    ],
+    file: Annotated[
+        Path,
+        typer.Option("--file", help="JSONL: {prompt, response} or {prompt, chosen, rejected}."),
+    ],
+    label: Annotated[
+        str, typer.Option(help="For classifiers: the label whose log-odds is the reward.")
+    ] = "1",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also write the scores as JSONL.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Score every answer in FILE; for chosen/rejected pairs also report how often the order agrees."""
@@ -39,6 +48,11 @@ def score(
         emit_json(summary)
         return
     for row in rows:
-        typer.echo(f"line {row['line']:>4}: " + "  ".join(f"{k}={v}" for k, v in row.items() if k != "line"))
+        typer.echo(
+            f"line {row['line']:>4}: "
+            + "  ".join(f"{k}={v}" for k, v in row.items() if k != "line")
+        )
     if agreed:
-        typer.echo(f"pairwise accuracy (chosen scored above rejected): {summary['pairwise_accuracy']:.3f}")
+        typer.echo(
+            f"pairwise accuracy (chosen scored above rejected): {summary['pairwise_accuracy']:.3f}"
+        )

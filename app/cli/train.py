@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -14,17 +14,25 @@ from app.cli.common import JsonFlag, emit_json, load_cli_settings, resolve_base_
 from app.cli.errors import fail, user_errors
 from training.config import ClassifyArgs, DPOArgs, PPOArgs, RewardArgs, SFTArgs, help_table
 
-train_cli = typer.Typer(help="Train adapters and classifiers into the registry.", no_args_is_help=True)
+train_cli = typer.Typer(
+    help="Train adapters and classifiers into the registry.", no_args_is_help=True
+)
 
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="YAML config (see configs/train/).")]
-NameOption = Annotated[Optional[str], typer.Option("--name", help="Adapter name in the registry.")]
-DatasetOption = Annotated[Optional[str], typer.Option("--dataset", help="Training data file.")]
-MethodOption = Annotated[Optional[str], typer.Option("--method", help="Method (see below).")]
-StepsOption = Annotated[Optional[int], typer.Option("--max-steps", help="Stop after N optimizer steps.")]
-EpochsOption = Annotated[Optional[float], typer.Option("--epochs", help="Passes over the data.")]
-OverwriteFlag = Annotated[bool, typer.Option("--overwrite", help="Replace an adapter of the same name.")]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="YAML config (see configs/train/).")
+]
+NameOption = Annotated[str | None, typer.Option("--name", help="Adapter name in the registry.")]
+DatasetOption = Annotated[str | None, typer.Option("--dataset", help="Training data file.")]
+MethodOption = Annotated[str | None, typer.Option("--method", help="Method (see below).")]
+StepsOption = Annotated[
+    int | None, typer.Option("--max-steps", help="Stop after N optimizer steps.")
+]
+EpochsOption = Annotated[float | None, typer.Option("--epochs", help="Passes over the data.")]
+OverwriteFlag = Annotated[
+    bool, typer.Option("--overwrite", help="Replace an adapter of the same name.")
+]
 SetOption = Annotated[
-    Optional[list[str]], typer.Option("--set", help="Any other field as KEY=VALUE (repeatable).")
+    list[str] | None, typer.Option("--set", help="Any other field as KEY=VALUE (repeatable).")
 ]
 
 
@@ -65,11 +73,27 @@ def _report(manifest, as_json: bool) -> None:
     m = manifest.metrics
     share = 100 * manifest.trainable_parameters / max(manifest.total_parameters, 1)
     typer.echo(f"adapter {manifest.name} ({manifest.kind}, method {manifest.method}) saved")
-    typer.echo(f"  trainable parameters: {manifest.trainable_parameters:,} of {manifest.total_parameters:,} ({share:.3f}%)")
-    for key in ("train_loss", "steps", "train_seconds", "seconds_per_step", "peak_memory_mb", "validation", "test",
-                "heldout_pairwise_accuracy", "truncated_prompts", "skipped_pairs", "win_rate_vs_base",
-                "mean_reward_base", "mean_reward_tuned", "heldout_mean_reward_before", "heldout_mean_reward_after",
-                "heldout_kl_from_base"):  # fmt: skip
+    typer.echo(
+        f"  trainable parameters: {manifest.trainable_parameters:,} of {manifest.total_parameters:,} ({share:.3f}%)"
+    )
+    for key in (
+        "train_loss",
+        "steps",
+        "train_seconds",
+        "seconds_per_step",
+        "peak_memory_mb",
+        "validation",
+        "test",
+        "heldout_pairwise_accuracy",
+        "truncated_prompts",
+        "skipped_pairs",
+        "win_rate_vs_base",
+        "mean_reward_base",
+        "mean_reward_tuned",
+        "heldout_mean_reward_before",
+        "heldout_mean_reward_after",
+        "heldout_kl_from_base",
+    ):
         if key in m:
             typer.echo(f"  {key}: {m[key]}")
     if "forgetting" in m:
@@ -85,7 +109,9 @@ def sft(
     max_steps: StepsOption = None,
     epochs: EpochsOption = None,
     overwrite: OverwriteFlag = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")
+    ] = False,
     set_: SetOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -95,12 +121,22 @@ def sft(
     """
     from training.sft import train_sft
 
-    overrides = {"name": name, "dataset": dataset, "method": method, "max_steps": max_steps,
-                 "epochs": epochs, "overwrite": overwrite or None, "resume": resume or None, **parse_sets(set_)}  # fmt: skip
+    overrides = {
+        "name": name,
+        "dataset": dataset,
+        "method": method,
+        "max_steps": max_steps,
+        "epochs": epochs,
+        "overwrite": overwrite or None,
+        "resume": resume or None,
+        **parse_sets(set_),
+    }
     _run(SFTArgs, config, overrides, _registry_run(train_sft), as_json)
 
 
-@train_cli.command("classify", epilog="Fields:\n\n" + help_table(ClassifyArgs).replace("\n", "\n\n"))
+@train_cli.command(
+    "classify", epilog="Fields:\n\n" + help_table(ClassifyArgs).replace("\n", "\n\n")
+)
 def classify(
     config: ConfigOption = None,
     name: NameOption = None,
@@ -119,8 +155,15 @@ def classify(
     from indexing.embedding import resolve_embedder
     from training.classify import train_classifier
 
-    overrides = {"name": name, "dataset": dataset, "method": method, "max_steps": max_steps,
-                 "epochs": epochs, "overwrite": overwrite or None, **parse_sets(set_)}  # fmt: skip
+    overrides = {
+        "name": name,
+        "dataset": dataset,
+        "method": method,
+        "max_steps": max_steps,
+        "epochs": epochs,
+        "overwrite": overwrite or None,
+        **parse_sets(set_),
+    }
 
     def train(args, settings, registry):
         embedder = resolve_embedder(settings.embedding.model)
@@ -147,8 +190,14 @@ def reward(
     """
     from training.reward import train_reward
 
-    overrides = {"name": name, "dataset": dataset, "max_steps": max_steps, "epochs": epochs,
-                 "overwrite": overwrite or None, **parse_sets(set_)}  # fmt: skip
+    overrides = {
+        "name": name,
+        "dataset": dataset,
+        "max_steps": max_steps,
+        "epochs": epochs,
+        "overwrite": overwrite or None,
+        **parse_sets(set_),
+    }
     _run(RewardArgs, config, overrides, _registry_run(train_reward), as_json)
 
 
@@ -157,7 +206,9 @@ def dpo(
     config: ConfigOption = None,
     name: NameOption = None,
     dataset: DatasetOption = None,
-    reward: Annotated[Optional[str], typer.Option("--reward", help="Reward source judging the win rate.")] = None,
+    reward: Annotated[
+        str | None, typer.Option("--reward", help="Reward source judging the win rate.")
+    ] = None,
     max_steps: StepsOption = None,
     epochs: EpochsOption = None,
     overwrite: OverwriteFlag = False,
@@ -171,8 +222,15 @@ def dpo(
     """
     from training.dpo import train_dpo
 
-    overrides = {"name": name, "dataset": dataset, "reward": reward, "max_steps": max_steps, "epochs": epochs,
-                 "overwrite": overwrite or None, **parse_sets(set_)}  # fmt: skip
+    overrides = {
+        "name": name,
+        "dataset": dataset,
+        "reward": reward,
+        "max_steps": max_steps,
+        "epochs": epochs,
+        "overwrite": overwrite or None,
+        **parse_sets(set_),
+    }
     _run(DPOArgs, config, overrides, _registry_run(train_dpo), as_json)
 
 
@@ -180,8 +238,12 @@ def dpo(
 def ppo(
     config: ConfigOption = None,
     name: NameOption = None,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Prompt file (JSONL/TSV/CSV).")] = None,
-    reward: Annotated[Optional[str], typer.Option("--reward", help="Reward adapter or classifier.")] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="Prompt file (JSONL/TSV/CSV).")
+    ] = None,
+    reward: Annotated[
+        str | None, typer.Option("--reward", help="Reward adapter or classifier.")
+    ] = None,
     max_steps: StepsOption = None,
     overwrite: OverwriteFlag = False,
     set_: SetOption = None,
@@ -194,8 +256,14 @@ def ppo(
     """
     from training.ppo import train_ppo
 
-    overrides = {"name": name, "dataset": dataset, "reward": reward, "max_steps": max_steps,
-                 "overwrite": overwrite or None, **parse_sets(set_)}  # fmt: skip
+    overrides = {
+        "name": name,
+        "dataset": dataset,
+        "reward": reward,
+        "max_steps": max_steps,
+        "overwrite": overwrite or None,
+        **parse_sets(set_),
+    }
     _run(PPOArgs, config, overrides, _registry_run(train_ppo), as_json)
 
 
@@ -204,8 +272,11 @@ def methods(as_json: JsonFlag = False) -> None:
     """List the training methods."""
     from training.methods import CLASSIFY_METHODS, PREFERENCE_METHODS, SFT_METHODS
 
-    rows = {"sft": {n: m.description for n, m in SFT_METHODS.items()}, "classify": CLASSIFY_METHODS,
-            **PREFERENCE_METHODS}
+    rows = {
+        "sft": {n: m.description for n, m in SFT_METHODS.items()},
+        "classify": CLASSIFY_METHODS,
+        **PREFERENCE_METHODS,
+    }
     if as_json:
         emit_json(rows)
         return
@@ -217,12 +288,21 @@ def methods(as_json: JsonFlag = False) -> None:
 
 @train_cli.command("compare-classifiers")
 def compare_classifiers(
-    data: Annotated[Path, typer.Option(help="Folder with train.tsv, dev.tsv and test.tsv (GLUE layout).")],
-    train_rows: Annotated[int, typer.Option(help="Training rows sampled for head/lora/full (features: at least 5000).")] = 2000,
+    data: Annotated[
+        Path, typer.Option(help="Folder with train.tsv, dev.tsv and test.tsv (GLUE layout).")
+    ],
+    train_rows: Annotated[
+        int,
+        typer.Option(help="Training rows sampled for head/lora/full (features: at least 5000)."),
+    ] = 2000,
     max_steps: Annotated[int, typer.Option(help="Optimizer steps for head/lora/full.")] = 125,
-    methods: Annotated[str, typer.Option(help="Comma-separated approaches.")] = "features,head,lora,full",
+    methods: Annotated[
+        str, typer.Option(help="Comma-separated approaches.")
+    ] = "features,head,lora,full",
     prefix: Annotated[str, typer.Option(help="Adapter name prefix.")] = "sst2",
-    output: Annotated[Path, typer.Option(help="Markdown file for the table.")] = Path("docs/classifiers.md"),
+    output: Annotated[Path, typer.Option(help="Markdown file for the table.")] = Path(
+        "docs/classifiers.md"
+    ),
     as_json: JsonFlag = False,
 ) -> None:
     """Train features / head / lora / full on one dataset and write the comparison table."""
@@ -235,7 +315,9 @@ def compare_classifiers(
         if not (data / split).exists():
             fail(f"{data / split}: not found (expected GLUE layout: train.tsv, dev.tsv, test.tsv)")
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
-    rows = run_comparison(data, prefix=prefix, train_rows=train_rows, max_steps=max_steps, extra=[], methods=chosen)
+    rows = run_comparison(
+        data, prefix=prefix, train_rows=train_rows, max_steps=max_steps, extra=[], methods=chosen
+    )
     test = load_labeled(data / "test.tsv")
     majority = max(test.labels.count(i) for i in set(test.labels)) / len(test.labels)
     table = markdown_table(rows, majority)
@@ -245,10 +327,25 @@ def compare_classifiers(
         f"Produced by `ragtune train compare-classifiers --data {data} --train-rows {train_rows} "
         f"--max-steps {max_steps}` on the default models. Train on a sample of train.tsv, select on "
         f"dev.tsv (1,000 rows), report on test.tsv ({len(test.texts)} rows).\n\n{table}\n\n"
-        "```json\n" + json.dumps([{k: r.get(k) for k in ('name', 'method', 'metrics', 'trainable_parameters',
-                                                          'total_parameters')} for r in rows], indent=1)[:20000]
+        "```json\n"
+        + json.dumps(
+            [
+                {
+                    k: r.get(k)
+                    for k in (
+                        "name",
+                        "method",
+                        "metrics",
+                        "trainable_parameters",
+                        "total_parameters",
+                    )
+                }
+                for r in rows
+            ],
+            indent=1,
+        )[:20000]
         + "\n```\n"
-    )  # fmt: skip
+    )
     if as_json:
         emit_json(rows)
     else:

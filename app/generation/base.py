@@ -103,11 +103,16 @@ def check_context(prompt_tokens: int, limit: int, fields: dict) -> None:
     in tokens. Raises ``GeneratorRefused`` naming ``messages`` or the length field.
     """
     if prompt_tokens > limit:
-        raise GeneratorRefused(f"messages: the prompt is {prompt_tokens} tokens, over the model's context "
-                               f"of {limit} tokens; shorten the messages", "messages")  # fmt: skip
+        raise GeneratorRefused(
+            f"messages: the prompt is {prompt_tokens} tokens, over the model's context "
+            f"of {limit} tokens; shorten the messages",
+            "messages",
+        )
     asked = requested_length(fields)
     if asked and prompt_tokens + asked[1] > limit:
         name, value = asked
         raise GeneratorRefused(
             f"{name}: {prompt_tokens} prompt tokens + {name}={value} = {prompt_tokens + value} tokens, over "
-            f"the model's context of {limit} tokens; ask for at most {max(limit - prompt_tokens, 0)}", name)  # fmt: skip
+            f"the model's context of {limit} tokens; ask for at most {max(limit - prompt_tokens, 0)}",
+            name,
+        )

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -56,15 +57,24 @@ class VLLMEngine:
         """The server command line."""
         s = self.settings
         cmd = [
-            sys.executable, "-m", SERVER_MODULE,
-            "--model", self.model,
-            "--served-model-name", s.served_name,
-            "--host", s.host,
-            "--port", str(s.port),
-            "--dtype", s.dtype,
-            "--max-model-len", str(s.max_model_len),
-            "--gpu-memory-utilization", str(s.gpu_memory_utilization),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            SERVER_MODULE,
+            "--model",
+            self.model,
+            "--served-model-name",
+            s.served_name,
+            "--host",
+            s.host,
+            "--port",
+            str(s.port),
+            "--dtype",
+            s.dtype,
+            "--max-model-len",
+            str(s.max_model_len),
+            "--gpu-memory-utilization",
+            str(s.gpu_memory_utilization),
+        ]
         if not s.chunked_prefill:
             # Whole prompts only, so no step rewinds a seeded request's CPU generator (set_offset:
             # "CPU Generator does not use offset"); vLLM then batches up to max_model_len tokens.
@@ -150,7 +160,7 @@ class VLLMEngine:
         except ProcessLookupError:
             pass
 
-    def __enter__(self) -> VLLMEngine:
+    def __enter__(self) -> Self:
         self.start()
         self.wait_healthy()
         return self
@@ -167,8 +177,14 @@ class EngineSupervisor:
     (LoRA adapters are loaded back on their next request).
     """
 
-    def __init__(self, engine: VLLMEngine, max_restarts: int, report: Callable[[str], None],
-                 window_s: float = 600, poll_s: float = 2) -> None:  # fmt: skip
+    def __init__(
+        self,
+        engine: VLLMEngine,
+        max_restarts: int,
+        report: Callable[[str], None],
+        window_s: float = 600,
+        poll_s: float = 2,
+    ) -> None:
         self.engine = engine
         self.max_restarts = max_restarts
         self.report = report
@@ -198,12 +214,16 @@ class EngineSupervisor:
             while self.restarts and now - self.restarts[0] > self.window_s:
                 self.restarts.popleft()
             if len(self.restarts) >= self.max_restarts:
-                self.report(f"the vLLM server exited (code {process.returncode}) {len(self.restarts) + 1} times "
-                            f"in {self.window_s / 60:.0f} min; not restarting it again. Log: {self.engine.log_path}")  # fmt: skip
+                self.report(
+                    f"the vLLM server exited (code {process.returncode}) {len(self.restarts) + 1} times "
+                    f"in {self.window_s / 60:.0f} min; not restarting it again. Log: {self.engine.log_path}"
+                )
                 return
             self.restarts.append(now)
-            self.report(f"the vLLM server exited (code {process.returncode}); restarting it "
-                        f"(restart {len(self.restarts)} of at most {self.max_restarts} in {self.window_s / 60:.0f} min)")  # fmt: skip
+            self.report(
+                f"the vLLM server exited (code {process.returncode}); restarting it "
+                f"(restart {len(self.restarts)} of at most {self.max_restarts} in {self.window_s / 60:.0f} min)"
+            )
             self.engine.start()
             try:
                 self.engine.wait_healthy()

@@ -18,8 +18,11 @@ def new_id() -> str:
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict:
     """The ``usage`` object."""
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}  # fmt: skip
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
 def chunk_head(model: str) -> dict:

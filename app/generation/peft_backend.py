@@ -76,8 +76,14 @@ class PeftGenerator:
         head = openai_shape.chunk_head(adapter)
         yield from openai_shape.chunks(head, _prepend(first, deltas), done, include_usage)
 
-    def _generate(self, messages: list[Message], adapter: str | None, params: GenerationParams, fields: dict,
-                  done: dict) -> Iterator[str]:  # fmt: skip
+    def _generate(
+        self,
+        messages: list[Message],
+        adapter: str | None,
+        params: GenerationParams,
+        fields: dict,
+        done: dict,
+    ) -> Iterator[str]:
         """Text deltas; ``done`` gets ``prompt_tokens``, ``completion_tokens`` and ``finish_reason``.
 
         ``fields`` (the API client's) override ``params``; with a requested length the
@@ -115,8 +121,13 @@ class PeftGenerator:
         if "stop_strings" in sampling:
             sampling["tokenizer"] = tokenizer
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs = dict(**inputs, max_new_tokens=max_new, streamer=streamer,
-                      pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id, **sampling)  # fmt: skip
+        kwargs = dict(
+            **inputs,
+            max_new_tokens=max_new,
+            streamer=streamer,
+            pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+            **sampling,
+        )
         errors: list[BaseException] = []
         outputs: list = []
 
@@ -150,8 +161,14 @@ class PeftGenerator:
 PEFT_KINDS = {"prompt", "prefix", "ia3", "full"}
 
 # API / sampling fields -> transformers ``generate`` arguments
-GENERATE_ARGS = {"top_p": "top_p", "top_k": "top_k", "min_p": "min_p", "repetition_penalty": "repetition_penalty",
-                 "min_tokens": "min_new_tokens", "stop": "stop_strings"}  # fmt: skip
+GENERATE_ARGS = {
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "min_p": "min_p",
+    "repetition_penalty": "repetition_penalty",
+    "min_tokens": "min_new_tokens",
+    "stop": "stop_strings",
+}
 # what the API client may set for a peft-served adapter, beside GENERATE_ARGS
 HONOURED = {
     "temperature",
@@ -167,8 +184,11 @@ NEUTRAL = {"n": 1, "logprobs": False, "top_logprobs": 0, "tool_choice": "none"}
 
 def _refuse_unhonoured(adapter: str | None, fields: dict) -> None:
     """``GeneratorRefused`` naming every field transformers+peft cannot honour (n > 1, logprobs, tools...)."""
-    names = [name for name, value in fields.items()
-             if value is not None and name not in HONOURED and NEUTRAL.get(name, object()) != value]  # fmt: skip
+    names = [
+        name
+        for name, value in fields.items()
+        if value is not None and name not in HONOURED and NEUTRAL.get(name, object()) != value
+    ]
     names += [
         f"stream_options.{key}"
         for key in (fields.get("stream_options") or {})
@@ -177,7 +197,9 @@ def _refuse_unhonoured(adapter: str | None, fields: dict) -> None:
     if names:
         raise GeneratorRefused(
             f"{', '.join(names)}: adapter {adapter!r} is served by transformers+peft, which cannot honour "
-            f"{'it' if len(names) == 1 else 'them'}; it honours {', '.join(sorted(HONOURED))}", names[0])  # fmt: skip
+            f"{'it' if len(names) == 1 else 'them'}; it honours {', '.join(sorted(HONOURED))}",
+            names[0],
+        )
 
 
 def _cut_at_stop(deltas: Iterator[str], stops: list[str]) -> Iterator[str]:

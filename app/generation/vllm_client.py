@@ -74,8 +74,9 @@ class VLLMGenerator:
         """The engine's ``chat.completion.chunk`` dicts; closing the iterator aborts the request in vLLM."""
         with self._errors(adapter, fields):
             self._check_context(messages, fields)
-            response = self.client.chat.completions.create(**self._request(messages, adapter, params, fields),
-                                                           stream=True)  # fmt: skip
+            response = self.client.chat.completions.create(
+                **self._request(messages, adapter, params, fields), stream=True
+            )
             try:
                 for event in response:
                     yield event.model_dump(mode="json", exclude_unset=True)
@@ -86,8 +87,12 @@ class VLLMGenerator:
         self, messages: list[Message], adapter: str | None, params: GenerationParams, fields: dict
     ) -> dict:
         """Keyword arguments of ``chat.completions.create``: defaults, then the client's fields over them."""
-        body = {"temperature": params.temperature, **({"seed": params.seed} if params.seed is not None else {}),
-                **(params.extra or {}), **fields}  # fmt: skip
+        body = {
+            "temperature": params.temperature,
+            **({"seed": params.seed} if params.seed is not None else {}),
+            **(params.extra or {}),
+            **fields,
+        }
         if requested_length(fields) is None:
             body["max_tokens"] = params.max_tokens
         return {"model": adapter or self.served_name, "messages": messages, "extra_body": body}
@@ -165,9 +170,12 @@ def _refusal(exc: openai.APIStatusError, fields: dict) -> GeneratorRefused:
     """The engine's 4xx as a refusal naming the client's field."""
     message = _engine_message(exc.body, exc.message)
     if any(fields.get(name) is not None for name in TOOL_FIELDS) and "tool" in message.lower():
-        return GeneratorRefused(f"tools: this engine cannot honour tools / tool_choice (vLLM: {message}); an engine "
-                                "started with --enable-auto-tool-choice --tool-call-parser <parser> (generator.extra_args) "
-                                "can", "tools")  # fmt: skip
+        return GeneratorRefused(
+            f"tools: this engine cannot honour tools / tool_choice (vLLM: {message}); an engine "
+            "started with --enable-auto-tool-choice --tool-call-parser <parser> (generator.extra_args) "
+            "can",
+            "tools",
+        )
     param = getattr(exc, "param", None)
     param = ENGINE_PARAMS.get(param, param)
     if param is None and fields.get("n", 1) != 1 and message.startswith("n "):

@@ -59,7 +59,10 @@ def bound_worker_spin(seconds: float) -> bool:
 def _apply_from_environment() -> None:
     value = os.environ.get(SPIN_ENV)
     if value is not None and not bound_worker_spin(float(value)):
-        print(f"ragtune: this vLLM has no SpinCondition.busy_loop_s; {SPIN_ENV} is ignored", file=sys.stderr)
+        print(
+            f"ragtune: this vLLM has no SpinCondition.busy_loop_s; {SPIN_ENV} is ignored",
+            file=sys.stderr,
+        )
 
 
 _apply_from_environment()  # also runs in the spawned engine core and worker

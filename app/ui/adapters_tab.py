@@ -14,9 +14,25 @@ import gradio as gr
 from app.errors import user_error_types
 from training.registry import AdapterRegistry
 
-COLUMNS = ["name", "kind", "method", "base", "key metrics", "forgetting (tuned - base)", "size MB", "created"]
-KEY_METRICS = ("train_loss", "test", "heldout_pairwise_accuracy", "win_rate_vs_base",
-               "heldout_mean_reward_before", "heldout_mean_reward_after", "heldout_kl_from_base")  # fmt: skip
+COLUMNS = [
+    "name",
+    "kind",
+    "method",
+    "base",
+    "key metrics",
+    "forgetting (tuned - base)",
+    "size MB",
+    "created",
+]
+KEY_METRICS = (
+    "train_loss",
+    "test",
+    "heldout_pairwise_accuracy",
+    "win_rate_vs_base",
+    "heldout_mean_reward_before",
+    "heldout_mean_reward_after",
+    "heldout_kl_from_base",
+)
 
 
 def adapter_rows(registry: AdapterRegistry) -> list[list]:
@@ -25,9 +41,18 @@ def adapter_rows(registry: AdapterRegistry) -> list[list]:
     for m in registry.list():
         metrics = ", ".join(f"{k}={_short(m.metrics[k])}" for k in KEY_METRICS if k in m.metrics)
         forgetting = m.metrics.get("forgetting", {}).get("delta", "")
-        rows.append([m.name, m.kind, m.method, m.base_model.rstrip("/").rsplit("/", 1)[-1], metrics,
-                     _short(forgetting) if forgetting != "" else "", round(registry.size_bytes(m.name) / 1e6, 1),
-                     m.created])  # fmt: skip
+        rows.append(
+            [
+                m.name,
+                m.kind,
+                m.method,
+                m.base_model.rstrip("/").rsplit("/", 1)[-1],
+                metrics,
+                _short(forgetting) if forgetting != "" else "",
+                round(registry.size_bytes(m.name) / 1e6, 1),
+                m.created,
+            ]
+        )
     return rows
 
 
@@ -35,15 +60,21 @@ def _short(value) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     if isinstance(value, dict):
-        return ", ".join(f"{k} {_short(v)}" for k, v in value.items() if not isinstance(v, (dict, list)))
+        return ", ".join(
+            f"{k} {_short(v)}" for k, v in value.items() if not isinstance(v, (dict, list))
+        )
     return str(value)
 
 
 def build_adapters_tab(registry: AdapterRegistry, service) -> gr.Dataframe:
     """Render the Adapters tab; ``service`` is None when no engine is configured (fake mode)."""
-    table = gr.Dataframe(adapter_rows(registry), headers=COLUMNS, interactive=False, elem_id="adapters-table")
+    table = gr.Dataframe(
+        adapter_rows(registry), headers=COLUMNS, interactive=False, elem_id="adapters-table"
+    )
     with gr.Row():
-        name = gr.Dropdown([m.name for m in registry.list()], label="Adapter", allow_custom_value=True)
+        name = gr.Dropdown(
+            [m.name for m in registry.list()], label="Adapter", allow_custom_value=True
+        )
         load = gr.Button("Load into the server", variant="primary", size="sm")
         unload = gr.Button("Unload", size="sm")
         confirm = gr.Checkbox(label="Yes, delete", value=False)
@@ -62,9 +93,15 @@ def build_adapters_tab(registry: AdapterRegistry, service) -> gr.Dataframe:
             loaded = service.load(adapter)
         except user_error_types() as exc:
             return f"⚠️ {exc}"
-        text = f"**{adapter}** is served by {loaded.served_by} ({time.monotonic() - started:.1f} s)."
+        text = (
+            f"**{adapter}** is served by {loaded.served_by} ({time.monotonic() - started:.1f} s)."
+        )
         if loaded.changed_output is not None:
-            text += " It changes the answer to a probe question." if loaded.changed_output else f" {loaded.warning}"
+            text += (
+                " It changes the answer to a probe question."
+                if loaded.changed_output
+                else f" {loaded.warning}"
+            )
         return text + " Pick it in the Chat tab's “Answer with” list."
 
     def do_unload(adapter):

@@ -23,7 +23,9 @@ RANDOM_PAIR = "random pair"
 VOTES = {"A is better": "a", "B is better": "b", "Tie": "tie", "Both are bad": "both_bad"}
 
 
-def stream_pair(runner: VariantRunner, variants: tuple[Variant, Variant], question: str) -> Iterator[tuple[list, list, bool]]:
+def stream_pair(
+    runner: VariantRunner, variants: tuple[Variant, Variant], question: str
+) -> Iterator[tuple[list, list, bool]]:
     """Both answers as they grow: ([text, sources] for A, same for B, any failure)."""
     updates: queue.Queue = queue.Queue()
     state = [["", "", False], ["", "", False]]  # text, sources markdown, failed
@@ -89,24 +91,52 @@ def build_arena_tabs(runner: VariantRunner, variants: dict[str, Variant], store:
         heads = ("### A", "### B") if is_blind else (f"### A: {a}", f"### B: {b}")
         for side_a, side_b, failed in stream_pair(runner, pair, text):
             yield heads[0], side_a[0], heads[1], side_b[0], None, "Generating…", *locked
-        comparison_id = store.add_comparison(text, a, b, side_a[0], side_b[0], failed=failed, blind=is_blind)
+        comparison_id = store.add_comparison(
+            text, a, b, side_a[0], side_b[0], failed=failed, blind=is_blind
+        )
         note = "An answer failed; this comparison cannot be voted on." if failed else "Vote below."
         ready = [gr.update(interactive=not failed)] * len(buttons)
-        yield (heads[0], side_a[0] + side_a[1], heads[1], side_b[0] + side_b[1],
-               {"id": comparison_id, "a": a, "b": b}, note, *ready)  # fmt: skip
+        yield (
+            heads[0],
+            side_a[0] + side_a[1],
+            heads[1],
+            side_b[0] + side_b[1],
+            {"id": comparison_id, "a": a, "b": b},
+            note,
+            *ready,
+        )
 
-    ask.click(run, [pick_a, pick_b, blind, question],
-              [title_a, answer_a, title_b, answer_b, comparison, status, *buttons])  # fmt: skip
+    ask.click(
+        run,
+        [pick_a, pick_b, blind, question],
+        [title_a, answer_a, title_b, answer_b, comparison, status, *buttons],
+    )
 
     with gr.Tab("Leaderboard"):
-        gr.Markdown("Bradley-Terry ratings (Elo scale) from the A/B votes, with 95% bootstrap intervals.")
-        table = gr.Dataframe(headers=["variant", "rating", "95% CI", "votes", "wins", "losses", "ties", "win rate"],
-                             elem_id="leaderboard", interactive=False)  # fmt: skip
+        gr.Markdown(
+            "Bradley-Terry ratings (Elo scale) from the A/B votes, with 95% bootstrap intervals."
+        )
+        table = gr.Dataframe(
+            headers=["variant", "rating", "95% CI", "votes", "wins", "losses", "ties", "win rate"],
+            elem_id="leaderboard",
+            interactive=False,
+        )
         refresh = gr.Button("Refresh")
 
     def rows():
-        return [[r["variant"], r["rating"], f"{r['ci'][0]} – {r['ci'][1]}", r["votes"], r["wins"], r["losses"],
-                 r["ties"], r["win_rate"]] for r in store.leaderboard()]  # fmt: skip
+        return [
+            [
+                r["variant"],
+                r["rating"],
+                f"{r['ci'][0]} – {r['ci'][1]}",
+                r["votes"],
+                r["wins"],
+                r["losses"],
+                r["ties"],
+                r["win_rate"],
+            ]
+            for r in store.leaderboard()
+        ]
 
     refresh.click(rows, outputs=table)
 
@@ -125,5 +155,9 @@ def build_arena_tabs(runner: VariantRunner, variants: dict[str, Variant], store:
         return vote
 
     for button in buttons:
-        button.click(make_vote(button.value), [comparison, comment], [title_a, title_b, status, table, *buttons])
+        button.click(
+            make_vote(button.value),
+            [comparison, comment],
+            [title_a, title_b, status, table, *buttons],
+        )
     return table, rows

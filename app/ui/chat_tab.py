@@ -79,9 +79,11 @@ def build_chat_tab(
     with gr.Row():
         mode = gr.Radio(list(MODES), value=chat.prompting.default_mode, label="Mode")
         collection = gr.Dropdown(
-            collections, value=default or (collections[0] if collections else None),
-            label="Collection", allow_custom_value=True,
-        )  # fmt: skip
+            collections,
+            value=default or (collections[0] if collections else None),
+            label="Collection",
+            allow_custom_value=True,
+        )
         retriever = gr.Radio(list(RETRIEVER_KINDS), value=chat.default_retriever, label="Retriever")
         top_k = gr.Slider(1, 12, value=chat.prompting.top_k, step=1, label="Top-k sources")
     with gr.Row():
@@ -119,9 +121,15 @@ def build_chat_tab(
             [t.strip() for t in (tags or "").split(",") if t.strip()],
         )
         yield from answer_events(
-            chat, message, mode, collection, k, retriever=retriever,
-            flt=None if flt.is_empty() else flt, adapter=None if adapter in (None, "base") else adapter,
-        )  # fmt: skip
+            chat,
+            message,
+            mode,
+            collection,
+            k,
+            retriever=retriever,
+            flt=None if flt.is_empty() else flt,
+            adapter=None if adapter in (None, "base") else adapter,
+        )
 
     gr.ChatInterface(
         respond,

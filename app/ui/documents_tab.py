@@ -22,8 +22,15 @@ from indexing.pipeline import IngestPipeline, IngestReport
 SUMMARY_COLUMNS = ["file", "status", "chunks", "reason", "notices"]
 
 
-def ingest_files(pipeline: IngestPipeline, settings: Settings, uploads: list[str | tuple[str, str]] | None, folder: str,
-                 collection: str, chunking: str, progress=None) -> tuple[str, list[list]]:  # fmt: skip
+def ingest_files(
+    pipeline: IngestPipeline,
+    settings: Settings,
+    uploads: list[str | tuple[str, str]] | None,
+    folder: str,
+    collection: str,
+    chunking: str,
+    progress=None,
+) -> tuple[str, list[list]]:
     """Store uploads safely, ingest them (and a server folder), return (summary line, rows).
 
     ``uploads`` are temporary paths, or (temporary path, name the user uploaded) pairs.
@@ -33,22 +40,37 @@ def ingest_files(pipeline: IngestPipeline, settings: Settings, uploads: list[str
     for upload in uploads or []:
         path, name = upload if isinstance(upload, tuple | list) else (upload, Path(upload).name)
         try:
-            paths.append(copy_local(Path(path), collection, settings.uploads_dir, name=name,
-                                    allowed=settings.api.upload_types, max_mb=settings.api.max_upload_mb))  # fmt: skip
+            paths.append(
+                copy_local(
+                    Path(path),
+                    collection,
+                    settings.uploads_dir,
+                    name=name,
+                    allowed=settings.api.upload_types,
+                    max_mb=settings.api.max_upload_mb,
+                )
+            )
         except UploadError as exc:
             rows.append([display_name(name), "failed", 0, str(exc), ""])
     if (folder or "").strip():
         paths.append(Path(folder.strip()).expanduser())
     if not paths:
-        return "nothing ingested: " + ("every upload was refused" if rows else "upload files or give a folder"), rows
+        return "nothing ingested: " + (
+            "every upload was refused" if rows else "upload files or give a folder"
+        ), rows
     s = settings.indexing
 
     def on_file(index: int, total: int, result) -> None:
         if progress is not None:
             progress((index, total), desc=f"ingesting {Path(result.path).name}")
 
-    report = pipeline.ingest(paths, collection, chunking=ChunkingConfig(chunking, s.chunk_size, s.chunk_overlap),
-                             show_progress=False, on_file=on_file)  # fmt: skip
+    report = pipeline.ingest(
+        paths,
+        collection,
+        chunking=ChunkingConfig(chunking, s.chunk_size, s.chunk_overlap),
+        show_progress=False,
+        on_file=on_file,
+    )
     refused = len(rows)
     rows += [
         [Path(r.path).name, r.status, r.chunks, r.reason, "; ".join(r.notices)]
@@ -56,9 +78,12 @@ def ingest_files(pipeline: IngestPipeline, settings: Settings, uploads: list[str
     ]
     rows += [[n.path, "passed over", 0, n.reason, ""] for n in report.passed_over]
     c = report.summary()
-    return (f"**{collection}**: added {c['added']}, updated {c['updated']}, skipped {c['skipped']}, "
-            f"failed {c['failed'] + refused}; embeddings computed: {c['embedded_chunks']}. "
-            + " ".join(report.notices) + "".join(f"\n\n{line}" for line in _partial_lines(report))), rows  # fmt: skip
+    return (
+        f"**{collection}**: added {c['added']}, updated {c['updated']}, skipped {c['skipped']}, "
+        f"failed {c['failed'] + refused}; embeddings computed: {c['embedded_chunks']}. "
+        + " ".join(report.notices)
+        + "".join(f"\n\n{line}" for line in _partial_lines(report))
+    ), rows
 
 
 def _partial_lines(report: IngestReport) -> list[str]:
@@ -69,27 +94,41 @@ def _partial_lines(report: IngestReport) -> list[str]:
     return lines
 
 
-def build_documents_tab(pipeline: Callable[[], IngestPipeline], settings: Settings,
-                        list_collections: Callable[[], list[str]]) -> None:  # fmt: skip
+def build_documents_tab(
+    pipeline: Callable[[], IngestPipeline],
+    settings: Settings,
+    list_collections: Callable[[], list[str]],
+) -> None:
     """Render the Documents tab inside the current Blocks context."""
     store = pipeline().store
     with gr.Row():
         with gr.Column(scale=2):
-            uploads = NamedUploads(label=f"Upload files ({', '.join(settings.api.upload_types)}; "
-                                    f"up to {settings.api.max_upload_mb:g} MB each)",
-                              file_count="multiple", file_types=list(settings.api.upload_types))  # fmt: skip
+            uploads = NamedUploads(
+                label=f"Upload files ({', '.join(settings.api.upload_types)}; "
+                f"up to {settings.api.max_upload_mb:g} MB each)",
+                file_count="multiple",
+                file_types=list(settings.api.upload_types),
+            )
             folder = gr.Textbox(label="…or a folder on the server", placeholder="/path/to/docs")
         with gr.Column(scale=1):
-            collection = gr.Dropdown(list_collections(), value=settings.indexing.default_collection,
-                                     allow_custom_value=True, label="Collection (type a new name to create one)")  # fmt: skip
-            chunking = gr.Radio(list(STRATEGIES), value=settings.indexing.chunking, label="Chunking")
+            collection = gr.Dropdown(
+                list_collections(),
+                value=settings.indexing.default_collection,
+                allow_custom_value=True,
+                label="Collection (type a new name to create one)",
+            )
+            chunking = gr.Radio(
+                list(STRATEGIES), value=settings.indexing.chunking, label="Chunking"
+            )
             ingest = gr.Button("Ingest", variant="primary")
     summary = gr.Markdown(elem_id="ingest-summary")
     table = gr.Dataframe(headers=SUMMARY_COLUMNS, label="Per-file result", interactive=False)
 
-    def run_ingest(files, folder_path, name, strategy, progress=gr.Progress()):
+    def run_ingest(files, folder_path, name, strategy, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
         try:
-            text, rows = ingest_files(pipeline(), settings, files, folder_path, name, strategy, progress)
+            text, rows = ingest_files(
+                pipeline(), settings, files, folder_path, name, strategy, progress
+            )
         except user_error_types() as exc:
             return f"⚠️ {exc}", [], gr.update()
         return text, rows, gr.update(choices=list_collections())
@@ -113,12 +152,16 @@ def build_documents_tab(pipeline: Callable[[], IngestPipeline], settings: Settin
         if not name or name not in store.collection_names():
             return [], gr.update(choices=[], value=None)
         counts = store.file_counts(store.collection(name, embedding_model=pipeline().embedder.name))
-        return [[source, n] for source, n in counts.items()], gr.update(choices=list(counts), value=None)
+        return [[source, n] for source, n in counts.items()], gr.update(
+            choices=list(counts), value=None
+        )
 
     def show_chunks(name, source):
         if not name or not source:
             return ""
-        texts = store.chunk_texts(store.collection(name, embedding_model=pipeline().embedder.name), source, 20)
+        texts = store.chunk_texts(
+            store.collection(name, embedding_model=pipeline().embedder.name), source, 20
+        )
         return "\n\n---\n\n".join(f"**chunk {i}**\n\n{t}" for i, t in enumerate(texts, 1))
 
     def remove_file(name, source, sure):
@@ -137,10 +180,17 @@ def build_documents_tab(pipeline: Callable[[], IngestPipeline], settings: Settin
             store.delete_collection(name)
         except user_error_types() as exc:
             return f"⚠️ {exc}", gr.update(), [], gr.update()
-        return f"Deleted collection {name}.", gr.update(choices=list_collections(), value=None), [], gr.update(choices=[])
+        return (
+            f"Deleted collection {name}.",
+            gr.update(choices=list_collections(), value=None),
+            [],
+            gr.update(choices=[]),
+        )
 
     refresh.click(lambda: gr.update(choices=list_collections()), outputs=browse)
     browse.change(show_collection, browse, [files, chosen_file])
     chosen_file.change(show_chunks, [browse, chosen_file], chunks)
     delete_file.click(remove_file, [browse, chosen_file, confirm], [status, files, chosen_file])
-    delete_collection.click(remove_collection, [browse, confirm], [status, browse, files, chosen_file])
+    delete_collection.click(
+        remove_collection, [browse, confirm], [status, browse, files, chosen_file]
+    )

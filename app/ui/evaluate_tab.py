@@ -17,14 +17,26 @@ from app.jobs import RAGTUNE, JobStore
 from app.settings import Settings
 
 
-def submit_eval(store: JobStore, settings: Settings, suite: str, variants: list[str], limit) -> tuple[str, Path]:
+def submit_eval(
+    store: JobStore, settings: Settings, suite: str, variants: list[str], limit
+) -> tuple[str, Path]:
     """Queue `ragtune eval run`; returns (job id, report folder)."""
     if not suite:
         raise ValueError("pick a suite")
     if not variants:
         raise ValueError("pick at least one variant")
     output = settings.data_dir / "evals" / f"{Path(suite).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    command = [RAGTUNE, "eval", "run", "--suite", suite, "--variants", ",".join(variants), "--output", str(output)]
+    command = [
+        RAGTUNE,
+        "eval",
+        "run",
+        "--suite",
+        suite,
+        "--variants",
+        ",".join(variants),
+        "--output",
+        str(output),
+    ]
     if limit:
         command += ["--limit", str(int(limit))]
     job = store.submit("eval", f"eval {Path(suite).stem}: {', '.join(variants)}", command)
@@ -38,7 +50,9 @@ def progress_of(log: str) -> str:
     return f"{found[-1]}%" if found else ""
 
 
-def build_evaluate_tab(store: JobStore, settings: Settings, repo: Path, variant_names: list[str]) -> None:
+def build_evaluate_tab(
+    store: JobStore, settings: Settings, repo: Path, variant_names: list[str]
+) -> None:
     """Render the Evaluate tab inside the current Blocks context."""
     suites = sorted(str(p.relative_to(repo)) for p in (repo / "evals/suites").glob("*.yaml"))
     with gr.Row():
@@ -66,14 +80,28 @@ def build_evaluate_tab(store: JobStore, settings: Settings, repo: Path, variant_
             return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
         job = store.get(current)
         tail = store.log_tail(current, 5)
-        text = f"**{job.title}**: {job.state} {progress_of(tail)}" + (f" · {job.error}" if job.error else "")
+        text = f"**{job.title}**: {job.state} {progress_of(tail)}" + (
+            f" · {job.error}" if job.error else ""
+        )
         folder = Path((store.folder(current) / "report_dir").read_text())
         if job.state != "succeeded" or not (folder / "report.md").exists():
             return text, gr.update(), gr.update(), gr.update(), gr.update()
-        files = [str(folder / f) for f in ("report.html", "results.jsonl", "summary.json") if (folder / f).exists()]
+        files = [
+            str(folder / f)
+            for f in ("report.html", "results.jsonl", "summary.json")
+            if (folder / f).exists()
+        ]
         plots = [folder / "metrics.png", folder / "latency.png"]
-        images = [gr.update(value=str(p), visible=True) if p.exists() else gr.update(visible=False) for p in plots]
-        return text, (folder / "report.md").read_text(), *images, gr.update(value=files, visible=True)
+        images = [
+            gr.update(value=str(p), visible=True) if p.exists() else gr.update(visible=False)
+            for p in plots
+        ]
+        return (
+            text,
+            (folder / "report.md").read_text(),
+            *images,
+            gr.update(value=files, visible=True),
+        )
 
     run.click(start, [suite, variants, limit], [status, job_id])
     gr.Timer(2.0).tick(poll, job_id, [status, report, metrics_plot, latency_plot, downloads])

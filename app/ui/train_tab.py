@@ -25,13 +25,25 @@ from training.config import ClassifyArgs, DPOArgs, PPOArgs, RewardArgs, SFTArgs,
 
 # label -> (train subcommand, bundled config)
 RECIPES = {
-    **{f"sft / {m}": ("sft", f"configs/train/sft_{m}.yaml") for m in ("lora", "ia3", "prefix", "prompt", "full")},
-    **{f"classify / {m}": ("classify", f"configs/train/classify_{m}.yaml") for m in ("features", "head", "lora", "full")},
+    **{
+        f"sft / {m}": ("sft", f"configs/train/sft_{m}.yaml")
+        for m in ("lora", "ia3", "prefix", "prompt", "full")
+    },
+    **{
+        f"classify / {m}": ("classify", f"configs/train/classify_{m}.yaml")
+        for m in ("features", "head", "lora", "full")
+    },
     "reward model": ("reward", "configs/train/reward_grounded.yaml"),
     "dpo": ("dpo", "configs/train/dpo_grounded.yaml"),
     "ppo": ("ppo", "configs/train/ppo_sentiment.yaml"),
-}  # fmt: skip
-ARGS = {"sft": SFTArgs, "classify": ClassifyArgs, "reward": RewardArgs, "dpo": DPOArgs, "ppo": PPOArgs}
+}
+ARGS = {
+    "sft": SFTArgs,
+    "classify": ClassifyArgs,
+    "reward": RewardArgs,
+    "dpo": DPOArgs,
+    "ppo": PPOArgs,
+}
 FORM = ("name", "dataset", "learning_rate", "max_steps", "epochs", "batch_size", "lora_r")
 CURVES = ("loss", "reward", "kl", "rewards/accuracies")
 JOB_COLUMNS = ["id", "job", "state", "queued at", "progress"]
@@ -69,7 +81,9 @@ def submit_training(store: JobStore, repo: Path, label: str, form: dict[str, Any
     for key in ("max_steps", "batch_size", "lora_r"):
         if key in overrides:
             overrides[key] = int(overrides[key])
-    args = load_args(ARGS[task], repo / config, overrides)  # ranges: ConfigError names field and range
+    args = load_args(
+        ARGS[task], repo / config, overrides
+    )  # ranges: ConfigError names field and range
     check_dataset(task, args)
     command = [RAGTUNE, "train", task, "--config", str(repo / config), "--overwrite", "--json"]
     for key, value in overrides.items():
@@ -83,7 +97,9 @@ def job_progress(store: JobStore, runs_dir: Path, job) -> tuple[str, pd.DataFram
     log = runs_dir / job.run_name / "log.jsonl" if job.run_name else None
     if log and log.exists() and job.started and log.stat().st_mtime >= job.started - 1:
         records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    rows = [{"step": r["step"], "metric": k, "value": r[k]} for r in records for k in CURVES if k in r]
+    rows = [
+        {"step": r["step"], "metric": k, "value": r[k]} for r in records for k in CURVES if k in r
+    ]
     status = f"**{job.title}**: {job.state}"
     if records:
         last = records[-1]
@@ -104,7 +120,15 @@ def jobs_table(store: JobStore, runs_dir: Path) -> list[list]:
             if lines:
                 last = json.loads(lines[-1])
                 progress = f"{last['step']}/{last.get('max_steps', '?')}"
-        rows.append([job.id, job.title, job.state, time.strftime("%H:%M:%S", time.localtime(job.created)), progress])
+        rows.append(
+            [
+                job.id,
+                job.title,
+                job.state,
+                time.strftime("%H:%M:%S", time.localtime(job.created)),
+                progress,
+            ]
+        )
     return rows
 
 
@@ -116,12 +140,18 @@ def build_train_tab(store: JobStore, settings: Settings, repo: Path) -> None:
     with gr.Row():
         recipe = gr.Dropdown(list(RECIPES), value=first, label="Method")
         name = gr.Textbox(start_values["name"], label="Adapter name")
-        dataset = gr.Dropdown(bundled + ["../shared/data/sst2/train.tsv"], value=start_values["dataset"],
-                              allow_custom_value=True, label="Dataset (bundled, a path, or upload below)")  # fmt: skip
+        dataset = gr.Dropdown(
+            bundled + ["../shared/data/sst2/train.tsv"],
+            value=start_values["dataset"],
+            allow_custom_value=True,
+            label="Dataset (bundled, a path, or upload below)",
+        )
         upload = gr.File(label="Upload a dataset", file_types=[".jsonl", ".tsv", ".csv"])
     with gr.Row():
         learning_rate = gr.Number(start_values["learning_rate"], label="Learning rate")
-        max_steps = gr.Number(start_values["max_steps"], label="Max steps (-1: all epochs)", precision=0)
+        max_steps = gr.Number(
+            start_values["max_steps"], label="Max steps (-1: all epochs)", precision=0
+        )
         epochs = gr.Number(start_values["epochs"], label="Epochs")
         batch_size = gr.Number(start_values["batch_size"], label="Batch size", precision=0)
         lora_r = gr.Number(start_values["lora_r"], label="LoRA rank", precision=0)
@@ -130,7 +160,9 @@ def build_train_tab(store: JobStore, settings: Settings, repo: Path) -> None:
     fields = [name, dataset, learning_rate, max_steps, epochs, batch_size, lora_r]
 
     gr.Markdown("### Jobs (one runs at a time; the rest wait in this queue)")
-    jobs = gr.Dataframe(jobs_table(store, settings.runs_dir), headers=JOB_COLUMNS, interactive=False)
+    jobs = gr.Dataframe(
+        jobs_table(store, settings.runs_dir), headers=JOB_COLUMNS, interactive=False
+    )
     with gr.Row():
         selected = gr.Dropdown([], label="Job", allow_custom_value=True)
         cancel = gr.Button("Cancel job", variant="stop", size="sm")
@@ -162,7 +194,13 @@ def build_train_tab(store: JobStore, settings: Settings, repo: Path) -> None:
         ids = [row[0] for row in table]
         job_id = job_id if job_id in ids else (ids[0] if ids else None)
         if not job_id:
-            return table, gr.update(choices=ids), "", pd.DataFrame(columns=["step", "metric", "value"]), ""
+            return (
+                table,
+                gr.update(choices=ids),
+                "",
+                pd.DataFrame(columns=["step", "metric", "value"]),
+                "",
+            )
         job = store.get(job_id)
         text, data = job_progress(store, settings.runs_dir, job)
         return table, gr.update(choices=ids, value=job_id), text, data, store.log_tail(job_id, 30)

@@ -27,7 +27,9 @@ def ndcg_at_k(
     ``n_relevant`` is how many relevant documents exist (default ``len(relevant)``); the
     ideal ranking puts that many first.
     """
-    dcg = sum(1.0 / math.log2(rank + 1) for rank, doc in enumerate(ranked[:k], 1) if doc in relevant)
+    dcg = sum(
+        1.0 / math.log2(rank + 1) for rank, doc in enumerate(ranked[:k], 1) if doc in relevant
+    )
     count = len(relevant) if n_relevant is None else n_relevant
     ideal = sum(1.0 / math.log2(rank + 1) for rank in range(1, min(count, k) + 1))
     return dcg / ideal if ideal else 0.0

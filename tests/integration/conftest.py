@@ -49,7 +49,13 @@ class Stack:
     def ragtune(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         """Run the ragtune CLI against this stack."""
         return subprocess.run(
-            [RAGTUNE, *args], env=self.env, capture_output=True, text=True, timeout=timeout, cwd=REPO
+            [RAGTUNE, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=REPO,
+            check=False,
         )
 
     @property
@@ -59,16 +65,22 @@ class Stack:
     def start(self, timeout_s: float = 600) -> None:
         """Start `ragtune serve` and wait until its engine answers."""
         log = self.serve_log.open("a")
-        self.serve = subprocess.Popen([RAGTUNE, "serve"], env=self.env, cwd=REPO, stdout=log, stderr=log)
+        self.serve = subprocess.Popen(
+            [RAGTUNE, "serve"], env=self.env, cwd=REPO, stdout=log, stderr=log
+        )
         if not wait_healthy(self, timeout_s, self.serve):
             self.serve.kill()
-            pytest.fail(f"ragtune serve did not become ready in {timeout_s:.0f} s:\n{self.serve_log.read_text()[-3000:]}")
+            pytest.fail(
+                f"ragtune serve did not become ready in {timeout_s:.0f} s:\n{self.serve_log.read_text()[-3000:]}"
+            )
 
     def stop(self) -> None:
         """Ctrl-C `ragtune serve`; its engine must go down with it."""
         self.serve.send_signal(signal.SIGINT)
         self.serve.wait(timeout=90)
-        assert not port_open(int(self.env["RAGTUNE_GENERATOR__PORT"])), "the vLLM engine outlived `ragtune serve`"
+        assert not port_open(int(self.env["RAGTUNE_GENERATOR__PORT"])), (
+            "the vLLM engine outlived `ragtune serve`"
+        )
 
 
 def wait_healthy(stack: Stack, timeout_s: float, serve: subprocess.Popen | None = None) -> bool:
@@ -91,8 +103,10 @@ def make_stack(data_dir: Path, **env: str) -> Stack:
     os.environ.setdefault("RAGTUNE_SETTINGS_DIR", str(REPO))
     model_dir = pull_default_generator(load_settings().models_dir)  # no-op once pulled
     variants = data_dir.parent / "variants.yaml"
-    variants.write_text("variants:\n  zero-shot: {mode: zero-shot}\n  few-shot: {mode: few-shot, fewshot_count: 2}\n"
-                        "  rag: {mode: rag, collection: docs, k: 3}\n")
+    variants.write_text(
+        "variants:\n  zero-shot: {mode: zero-shot}\n  few-shot: {mode: few-shot, fewshot_count: 2}\n"
+        "  rag: {mode: rag, collection: docs, k: 3}\n"
+    )
     engine_port, app_port = free_port(), free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("RAGTUNE_")},
@@ -105,7 +119,9 @@ def make_stack(data_dir: Path, **env: str) -> Stack:
         "RAGTUNE_VARIANTS_FILE": str(variants),
         **env,
     }
-    stack = Stack(env, f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{engine_port}/v1", data_dir)
+    stack = Stack(
+        env, f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{engine_port}/v1", data_dir
+    )
     ingest = stack.ragtune("ingest", "docs", "--collection", "docs")
     assert ingest.returncode == 0, ingest.stderr
     return stack
@@ -123,8 +139,21 @@ def stack(tmp_path_factory) -> Stack:
 def adapter(stack) -> str:
     """A LoRA adapter in the stack's registry (test_adapters_real trains the same one)."""
     if not (stack.data_dir / "adapters" / "it-lora" / "manifest.json").exists():
-        result = stack.ragtune("train", "sft", "--config", "configs/train/sft_lora.yaml", "--name", "it-lora",
-                               "--max-steps", "2", "--set", "forgetting_check=false", "--set", "batch_size=4",
-                               "--json", timeout=900)  # fmt: skip
+        result = stack.ragtune(
+            "train",
+            "sft",
+            "--config",
+            "configs/train/sft_lora.yaml",
+            "--name",
+            "it-lora",
+            "--max-steps",
+            "2",
+            "--set",
+            "forgetting_check=false",
+            "--set",
+            "batch_size=4",
+            "--json",
+            timeout=900,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
     return "it-lora"

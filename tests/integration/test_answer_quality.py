@@ -31,8 +31,19 @@ def test_qa_suite_answers_in_rag_mode_do_not_degenerate(stack, tmp_path):
     # every RAG setting (collection, retriever, k) at its default
     variants.write_text("variants:\n  rag-defaults: {mode: rag}\n")
     env = {k: v for k, v in stack.env.items() if k != "RAGTUNE_GENERATOR__SEED"}  # shipped: no seed
-    args = ["eval", "run", "--suite", "evals/suites/qa_docs.yaml", "--variants", "rag-defaults",
-            "--variants-file", str(variants), "--output", str(tmp_path / "report"), "--json"]  # fmt: skip
+    args = [
+        "eval",
+        "run",
+        "--suite",
+        "evals/suites/qa_docs.yaml",
+        "--variants",
+        "rag-defaults",
+        "--variants-file",
+        str(variants),
+        "--output",
+        str(tmp_path / "report"),
+        "--json",
+    ]
     run = {"env": env, "cwd": REPO, "capture_output": True, "text": True, "timeout": 900}
     result = subprocess.run([RAGTUNE, *args], check=False, **run)
     assert result.returncode == 0, result.stderr[-3000:]

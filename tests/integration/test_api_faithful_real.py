@@ -22,11 +22,32 @@ pytestmark = pytest.mark.integration
 
 CASES = REPO / "tests" / "data" / "cases" / "api"
 SHORT = [{"role": "user", "content": "Name two planets."}]
-CITY = {"type": "json_schema", "json_schema": {"name": "city", "schema": {
-    "type": "object", "properties": {"city": {"type": "string", "enum": ["Paris", "London", "Rome"]}},
-    "required": ["city"], "additionalProperties": False}}}  # fmt: skip
-TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
-          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]  # fmt: skip
+CITY = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "city",
+        "schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "enum": ["Paris", "London", "Rome"]}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    },
+}
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    }
+]
 FORCED = {"type": "function", "function": {"name": "get_weather"}}
 
 
@@ -87,8 +108,11 @@ def test_over_the_context_is_a_400_naming_the_field_and_the_limit(stack, models)
     with pytest.raises(openai.BadRequestError):  # a client mistake: no retry, no 5xx
         official.chat.completions.create(**case("max_tokens_huge.json"))
     # a long earlier turn: every model's prompt (RAG's too) is over the context
-    long_history = [{"role": "user", "content": "Where is the lighthouse? " * 900},
-                    {"role": "assistant", "content": "On the cape."}, *SHORT]  # fmt: skip
+    long_history = [
+        {"role": "user", "content": "Where is the lighthouse? " * 900},
+        {"role": "assistant", "content": "On the cape."},
+        *SHORT,
+    ]
     for model in models:
         refused(
             stack, {"model": model, "messages": SHORT, "max_tokens": 4090}, "max_tokens", "4096"
@@ -161,8 +185,11 @@ def test_n_returns_n_choices(stack, models):
         body = {"model": model, "messages": SHORT, "n": 2, "temperature": 1.0, "max_tokens": 6}
         for stream in (False, True):
             status, reply = post(stack, body, stream)
-            indexes = {c["index"] for c in reply["choices"]} if not stream else {
-                c["choices"][0]["index"] for c in reply if c["choices"]}  # fmt: skip
+            indexes = (
+                {c["index"] for c in reply["choices"]}
+                if not stream
+                else {c["choices"][0]["index"] for c in reply if c["choices"]}
+            )
             assert status == 200 and indexes == {0, 1}, (model, stream)
         if model.startswith("rag:"):
             assert reply[0]["sources"]  # on the first chunk
@@ -182,8 +209,13 @@ def test_response_format_logprobs_and_seed_are_honoured(stack, models):
     ), out
     assert "logprobs=true -> HTTP 200" in out and "'logprobs'" in out, out
     for model in models:
-        body = {"model": model, "messages": [{"role": "user", "content": "Capital of France as JSON with key city."}],
-                "response_format": CITY, "max_tokens": 40, "temperature": 0}  # fmt: skip
+        body = {
+            "model": model,
+            "messages": [{"role": "user", "content": "Capital of France as JSON with key city."}],
+            "response_format": CITY,
+            "max_tokens": 40,
+            "temperature": 0,
+        }
         assert json.loads(post(stack, body)[1]["choices"][0]["message"]["content"])["city"] in (
             "Paris",
             "London",
@@ -231,15 +263,27 @@ def test_response_format_logprobs_and_seed_are_honoured(stack, models):
 
 def test_tools_are_refused_by_name_by_an_engine_without_a_tool_parser(stack, models):
     for model in models:
-        refused(stack, {"model": model, "messages": SHORT, "tools": TOOLS, "tool_choice": FORCED}, "tools",
-                "--enable-auto-tool-choice")  # fmt: skip
+        refused(
+            stack,
+            {"model": model, "messages": SHORT, "tools": TOOLS, "tool_choice": FORCED},
+            "tools",
+            "--enable-auto-tool-choice",
+        )
         refused(
             stack,
             {"model": model, "messages": SHORT, "tools": TOOLS, "tool_choice": "required"},
             "tools",
         )
-        status, reply = post(stack, {"model": model, "messages": SHORT, "tools": TOOLS, "tool_choice": "none",
-                                     "max_tokens": 4})  # fmt: skip
+        status, reply = post(
+            stack,
+            {
+                "model": model,
+                "messages": SHORT,
+                "tools": TOOLS,
+                "tool_choice": "none",
+                "max_tokens": 4,
+            },
+        )
         # "none": no call, honoured
         assert status == 200 and not reply["choices"][0]["message"].get("tool_calls")
 
@@ -250,8 +294,12 @@ def test_fields_parts_and_model_names_are_checked_before_the_engine(stack, model
     for model in models:
         for part in (image, audio):
             content = [{"type": "text", "text": "What is this?"}, part]
-            refused(stack, {"model": model, "messages": [{"role": "user", "content": content}]},
-                    "messages[0].content[1].type", part["type"])  # fmt: skip
+            refused(
+                stack,
+                {"model": model, "messages": [{"role": "user", "content": content}]},
+                "messages[0].content[1].type",
+                part["type"],
+            )
         refused(
             stack, {"model": model, "messages": SHORT, "functions": [{"name": "f"}]}, "functions"
         )

@@ -31,8 +31,11 @@ def test_openai_client_chats_with_base_an_adapter_and_rag_streaming_and_not(clie
         )
         assert reply.choices[0].message.content.strip(), model
         assert reply.usage.completion_tokens > 0
-        chunks = list(client.chat.completions.create(model=model, messages=QUESTION, max_tokens=40,
-                                                     temperature=0, stream=True))  # fmt: skip
+        chunks = list(
+            client.chat.completions.create(
+                model=model, messages=QUESTION, max_tokens=40, temperature=0, stream=True
+            )
+        )
         streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         # the engine's finish_reason: length when the 40 tokens ran out first
         assert streamed.strip() and chunks[-1].choices[0].finish_reason in ("stop", "length"), model
@@ -51,8 +54,16 @@ def _engine_metric(engine_url: str, name: str, label: str = "") -> float:
 
 def test_a_client_that_disconnects_has_its_generation_aborted_in_vllm(stack):
     tokens_before = _engine_metric(stack.engine_url, "vllm:generation_tokens_total")
-    body = {"model": "base", "stream": True, "max_tokens": 3000, "ignore_eos": True, "min_tokens": 3000,
-            "messages": [{"role": "user", "content": "Write a very long story about a lighthouse keeper."}]}  # fmt: skip
+    body = {
+        "model": "base",
+        "stream": True,
+        "max_tokens": 3000,
+        "ignore_eos": True,
+        "min_tokens": 3000,
+        "messages": [
+            {"role": "user", "content": "Write a very long story about a lighthouse keeper."}
+        ],
+    }
     with httpx.stream(
         "POST", f"{stack.app_url}/v1/chat/completions", json=body, timeout=120
     ) as response:

@@ -39,21 +39,31 @@ def corpus(tmp_path_factory) -> Path:
     else:
         texts = [*sorted(REPO.glob("docs/*.md")), *sorted(REPO.glob("*/datasets/*.jsonl"))]
         lines = [line for path in texts for line in path.read_text().splitlines() if len(line) > 20]
-        sentences = [lines[i % len(lines)] for i in range(840)]  # about as much text as the SST-2 sample
+        sentences = [
+            lines[i % len(lines)] for i in range(840)
+        ]  # about as much text as the SST-2 sample
     per_file = len(sentences) // 120
     for index in range(120):
-        part = sentences[index * per_file:(index + 1) * per_file]
+        part = sentences[index * per_file : (index + 1) * per_file]
         (folder / f"reviews-{index:03d}.txt").write_text("\n\n".join(part) + "\n")
     return folder
 
 
 def ingest(corpus: Path, data_dir: Path) -> subprocess.Popen:
     """`ragtune ingest` in the background; its progress bar goes to ``<data_dir>.log``."""
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RAGTUNE_")},
-           "RAGTUNE_SETTINGS_DIR": str(REPO), "RAGTUNE_DATA_DIR": str(data_dir)}  # fmt: skip
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RAGTUNE_")},
+        "RAGTUNE_SETTINGS_DIR": str(REPO),
+        "RAGTUNE_DATA_DIR": str(data_dir),
+    }
     log = data_dir.with_suffix(".log").open("w")
-    return subprocess.Popen([RAGTUNE, "ingest", str(corpus), "--collection", "reviews"], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
+    return subprocess.Popen(
+        [RAGTUNE, "ingest", str(corpus), "--collection", "reviews"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
 
 
 def wait_for_writing(process: subprocess.Popen, data_dir: Path) -> float:
@@ -72,12 +82,18 @@ def snapshot(data_dir: Path) -> dict:
     got = get_all(collection, ["documents", "metadatas"])
     records = sorted(zip(got["ids"], got["documents"], [m["file_hash"] for m in got["metadatas"]]))
     answers = {
-        (kind.__name__, query): [c.chunk_id for c in kind(store, embedder).retrieve(query, "reviews", k=5)]
+        (kind.__name__, query): [
+            c.chunk_id for c in kind(store, embedder).retrieve(query, "reviews", k=5)
+        ]
         for kind in (DenseRetriever, BM25Retriever)
         for query in QUERIES
     }
-    return {"count": collection.count(), "records": records, "lexical": sorted(store.lexical_index(collection).ids),
-            "answers": answers}  # fmt: skip
+    return {
+        "count": collection.count(),
+        "records": records,
+        "lexical": sorted(store.lexical_index(collection).ids),
+        "answers": answers,
+    }
 
 
 def test_killed_ingests_end_identical_to_a_clean_ingest(corpus, tmp_path):
@@ -97,5 +113,9 @@ def test_killed_ingests_end_identical_to_a_clean_ingest(corpus, tmp_path):
         assert victim.wait() == -signal.SIGKILL, f"run {run}: the ingest ended before it was killed"
         print(f"run {run}: killed {delay:.1f} s into a {duration:.1f} s write phase")
         rerun = ingest(corpus, data_dir)
-        assert rerun.wait(timeout=900) == 0, f"run {run}: the re-run failed:\n{data_dir.with_suffix('.log').read_text()[-2000:]}"
-        assert snapshot(data_dir) == expected, f"run {run}: the collection differs from a clean ingest"
+        assert rerun.wait(timeout=900) == 0, (
+            f"run {run}: the re-run failed:\n{data_dir.with_suffix('.log').read_text()[-2000:]}"
+        )
+        assert snapshot(data_dir) == expected, (
+            f"run {run}: the collection differs from a clean ingest"
+        )

@@ -26,9 +26,11 @@ def test_ask_answers_and_cites_the_document_holding_the_answer(stack):
 def test_ask_file_writes_one_json_record_per_question(stack, tmp_path):
     questions = tmp_path / "questions.jsonl"
     questions.write_text(
-        json.dumps({"question": QUESTION}) + "\n"
-        + json.dumps({"question": "Which port does the web app listen on by default?"}) + "\n"
-    )  # fmt: skip
+        json.dumps({"question": QUESTION})
+        + "\n"
+        + json.dumps({"question": "Which port does the web app listen on by default?"})
+        + "\n"
+    )
     result = stack.ragtune("ask", "--file", str(questions), "--collection", "docs", "--json")
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
@@ -52,4 +54,8 @@ def test_engine_streams_deltas_and_serves_the_base_model(stack):
 
 
 def test_healthz_reports_the_generator(stack):
-    assert httpx.get(f"{stack.app_url}/healthz").json() == {"status": "ok", "generator": True, "vector_store": True}
+    assert httpx.get(f"{stack.app_url}/healthz").json() == {
+        "status": "ok",
+        "generator": True,
+        "vector_store": True,
+    }

@@ -32,14 +32,36 @@ MODELS = ("base", "rel-lora", "rag:docs")
 
 @pytest.fixture(scope="module")
 def own_stack(tmp_path_factory) -> Stack:
-    stack = make_stack(tmp_path_factory.mktemp("reliability") / "data",
-                       RAGTUNE_API__MAX_CONCURRENT="8", RAGTUNE_API__MAX_QUEUE="16", RAGTUNE_API__RETRY_AFTER_S="1")  # fmt: skip
-    trained = stack.ragtune("train", "sft", "--config", "configs/train/sft_lora.yaml", "--name", "rel-lora",
-                            "--max-steps", "2", "--set", "forgetting_check=false", "--set", "batch_size=2",
-                            "--json", timeout=900)  # fmt: skip
+    stack = make_stack(
+        tmp_path_factory.mktemp("reliability") / "data",
+        RAGTUNE_API__MAX_CONCURRENT="8",
+        RAGTUNE_API__MAX_QUEUE="16",
+        RAGTUNE_API__RETRY_AFTER_S="1",
+    )
+    trained = stack.ragtune(
+        "train",
+        "sft",
+        "--config",
+        "configs/train/sft_lora.yaml",
+        "--name",
+        "rel-lora",
+        "--max-steps",
+        "2",
+        "--set",
+        "forgetting_check=false",
+        "--set",
+        "batch_size=2",
+        "--json",
+        timeout=900,
+    )
     assert trained.returncode == 0, trained.stderr[-3000:]
     votes = VoteStore(stack.data_dir / "votes.sqlite3")
-    votes.vote(votes.add_comparison("Which command ingests?", "rag", "zero-shot", "ragtune ingest", "no idea"), "a")
+    votes.vote(
+        votes.add_comparison(
+            "Which command ingests?", "rag", "zero-shot", "ragtune ingest", "no idea"
+        ),
+        "a",
+    )
     stack.start()
     yield stack
     if stack.serve and stack.serve.poll() is None:
@@ -53,8 +75,12 @@ def client(stack: Stack) -> openai.OpenAI:
 def answers(stack: Stack) -> dict[str, str]:
     """Greedy, seeded answers of every kind of model (base, LoRA adapter, RAG)."""
     return {
-        model: client(stack).chat.completions.create(model=model, messages=QUESTION, temperature=0, seed=0,
-                                                     max_tokens=24).choices[0].message.content  # fmt: skip
+        model: client(stack)
+        .chat.completions.create(
+            model=model, messages=QUESTION, temperature=0, seed=0, max_tokens=24
+        )
+        .choices[0]
+        .message.content
         for model in MODELS
     }
 
@@ -71,7 +97,9 @@ def seeded_answers(own_stack) -> dict[str, str]:
     return answers(own_stack)
 
 
-def test_200_requests_from_32_clients_answer_or_get_503_and_memory_stays_bounded(own_stack, seeded_answers):
+def test_200_requests_from_32_clients_answer_or_get_503_and_memory_stays_bounded(
+    own_stack, seeded_answers
+):
     app = psutil.Process(own_stack.serve.pid)
     rss_before, peak = app.memory_info().rss, [0]
     outcomes: Counter = Counter()
@@ -88,8 +116,12 @@ def test_200_requests_from_32_clients_answer_or_get_503_and_memory_stays_bounded
                     if issued[0] >= 200:
                         return
                     issued[0] += 1
-                body = {"model": "base", "messages": [{"role": "user", "content": f"Count to {index}."}],
-                        "max_tokens": 12, "stream": index % 2 == 0}  # fmt: skip
+                body = {
+                    "model": "base",
+                    "messages": [{"role": "user", "content": f"Count to {index}."}],
+                    "max_tokens": 12,
+                    "stream": index % 2 == 0,
+                }
                 response = http.post("/v1/chat/completions", json=body)
                 if response.status_code == 503:
                     assert int(response.headers["retry-after"]) >= 1
@@ -108,10 +140,14 @@ def test_200_requests_from_32_clients_answer_or_get_503_and_memory_stays_bounded
         thread.join(timeout=900)
     done.set()
     watcher.join()
-    print(f"outcomes {dict(outcomes)}; app RSS {rss_before / 2**20:.0f} MB before, peak {peak[0] / 2**20:.0f} MB")
+    print(
+        f"outcomes {dict(outcomes)}; app RSS {rss_before / 2**20:.0f} MB before, peak {peak[0] / 2**20:.0f} MB"
+    )
     assert sum(outcomes.values()) == 200 and set(outcomes) <= {200, 503}
     assert outcomes[200] >= 8 and outcomes[503] >= 1  # both answering and shedding happened
-    assert peak[0] - rss_before < 300 * 2**20, "the app's memory grew by more than 300 MB under load"
+    assert peak[0] - rss_before < 300 * 2**20, (
+        "the app's memory grew by more than 300 MB under load"
+    )
     assert httpx.get(f"{own_stack.app_url}/healthz", timeout=10).status_code == 200
     metrics = httpx.get(f"{own_stack.app_url}/metrics", timeout=10).text
     assert 'ragtune_errors_total{reason="overloaded"}' in metrics
@@ -119,7 +155,11 @@ def test_200_requests_from_32_clients_answer_or_get_503_and_memory_stays_bounded
 
 def test_engine_killed_mid_stream_gives_a_clear_error_and_is_restarted(own_stack, seeded_answers):
     stream = client(own_stack).chat.completions.create(
-        model="base", messages=QUESTION, max_tokens=2000, stream=True, extra_body={"ignore_eos": True}
+        model="base",
+        messages=QUESTION,
+        max_tokens=2000,
+        stream=True,
+        extra_body={"ignore_eos": True},
     )
     chunks = iter(stream)
     for _ in range(3):
@@ -143,6 +183,8 @@ def test_collections_adapters_and_votes_survive_a_full_restart(own_stack, seeded
     http = httpx.Client(base_url=own_stack.app_url, timeout=60)
     assert "docs" in [c["name"] for c in http.get("/v1/collections").json()["data"]]
     assert "rel-lora" in [a["name"] for a in http.get("/v1/adapters").json()["data"]]
-    exported = own_stack.ragtune("prefs", "export", "--output", str(own_stack.data_dir / "prefs.jsonl"), "--json")
+    exported = own_stack.ragtune(
+        "prefs", "export", "--output", str(own_stack.data_dir / "prefs.jsonl"), "--json"
+    )
     assert exported.returncode == 0 and json.loads(exported.stdout)["pairs"] == 1, exported.stderr
     assert answers(own_stack) == seeded_answers

@@ -9,7 +9,6 @@ remote engine through the same runtime API.
 
 from __future__ import annotations
 
-
 import httpx
 import openai
 import pytest
@@ -49,20 +48,27 @@ def remote_app(stack, adapter, chroma_server, tmp_path):
         remote.stop()
 
 
-def test_an_app_on_a_remote_engine_and_a_chroma_server_ingests_answers_and_loads_adapters(remote_app, stack,
-                                                                                          adapter):  # fmt: skip
+def test_an_app_on_a_remote_engine_and_a_chroma_server_ingests_answers_and_loads_adapters(
+    remote_app, stack, adapter
+):
     url, env, log_path = remote_app
     log = log_path.read_text()
     assert f"using the generator at {stack.engine_url}" in log and "starting vLLM" not in log
 
     document = REPO / "docs" / "ingestion.md"
-    upload = httpx.post(f"{url}/v1/ingest", data={"collection": "shared"}, timeout=300,
-                        files=[("files", (document.name, document.read_bytes(), "text/markdown"))])  # fmt: skip
+    upload = httpx.post(
+        f"{url}/v1/ingest",
+        data={"collection": "shared"},
+        timeout=300,
+        files=[("files", (document.name, document.read_bytes(), "text/markdown"))],
+    )
     assert upload.status_code == 200 and upload.json()["files"][0]["status"] == "added", upload.text
 
     import chromadb
 
-    shared = chromadb.HttpClient(host=env["RAGTUNE_VECTOR_STORE__HOST"], port=int(env["RAGTUNE_VECTOR_STORE__PORT"]))
+    shared = chromadb.HttpClient(
+        host=env["RAGTUNE_VECTOR_STORE__HOST"], port=int(env["RAGTUNE_VECTOR_STORE__PORT"])
+    )
     assert shared.get_collection("shared").count() > 0  # the chunks live in the Chroma server
 
     # Start from an engine without the adapter, so this app has to load it (the stack reloads on demand).
@@ -70,13 +76,20 @@ def test_an_app_on_a_remote_engine_and_a_chroma_server_ingests_answers_and_loads
     served = {m["id"] for m in httpx.get(f"{stack.engine_url}/models", timeout=10).json()["data"]}
     assert adapter not in served
 
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused-on-loopback", max_retries=0, timeout=300)
+    client = openai.OpenAI(
+        base_url=f"{url}/v1", api_key="unused-on-loopback", max_retries=0, timeout=300
+    )
     assert {"base", adapter, "rag:shared"} <= {m.id for m in client.models.list().data}
     for model in ("rag:shared", adapter):
-        chunks = list(client.chat.completions.create(model=model, messages=QUESTION, max_tokens=32,
-                                                     temperature=0, stream=True))  # fmt: skip
+        chunks = list(
+            client.chat.completions.create(
+                model=model, messages=QUESTION, max_tokens=32, temperature=0, stream=True
+            )
+        )
         assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip(), model
         if model.startswith("rag:"):
-            assert any(s["source"].endswith("ingestion.md") for s in chunks[0].model_extra["sources"])
+            assert any(
+                s["source"].endswith("ingestion.md") for s in chunks[0].model_extra["sources"]
+            )
     served = {m["id"] for m in httpx.get(f"{stack.engine_url}/models", timeout=10).json()["data"]}
     assert adapter in served  # loaded into the remote engine through its runtime API

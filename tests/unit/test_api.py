@@ -115,8 +115,11 @@ def test_bad_requests_get_openai_shaped_errors(client):
     missing = client.post("/v1/chat/completions", json={"model": "base"})
     # OpenAI's code
     assert missing.status_code == 400 and "messages" in missing.json()["error"]["message"]
-    malformed = client.post("/v1/chat/completions", content=b'{"model": "base",',
-                            headers={"content-type": "application/json"})  # fmt: skip
+    malformed = client.post(
+        "/v1/chat/completions",
+        content=b'{"model": "base",',
+        headers={"content-type": "application/json"},
+    )
     assert malformed.status_code == 400 and "malformed JSON" in malformed.json()["error"]["message"]
     with pytest.raises(openai.NotFoundError):
         openai_client(client).chat.completions.create(model="rag:nope", messages=MESSAGE)
@@ -163,8 +166,9 @@ def test_ui_users_must_sign_in(make_settings, embedder, corpus):
 
 def test_overload_answers_503_with_retry_after_and_recovers(make_settings, embedder, corpus):
     slow = SlowGenerator(delay=0.2)
-    client = make_client(make_settings, embedder, corpus, generator=slow,
-                         api={"max_concurrent": 1, "max_queue": 1})  # fmt: skip
+    client = make_client(
+        make_settings, embedder, corpus, generator=slow, api={"max_concurrent": 1, "max_queue": 1}
+    )
     statuses = []
 
     def call():
@@ -190,10 +194,18 @@ def test_overload_answers_503_with_retry_after_and_recovers(make_settings, embed
 
 
 def test_503_carries_retry_after(make_settings, embedder, corpus):
-    client = make_client(make_settings, embedder, corpus, generator=SlowGenerator(0.3),
-                         api={"max_concurrent": 1, "max_queue": 0, "retry_after_s": 7})  # fmt: skip
-    first = threading.Thread(target=lambda: client.post("/v1/chat/completions",
-                                                        json={"model": "base", "messages": MESSAGE}))  # fmt: skip
+    client = make_client(
+        make_settings,
+        embedder,
+        corpus,
+        generator=SlowGenerator(0.3),
+        api={"max_concurrent": 1, "max_queue": 0, "retry_after_s": 7},
+    )
+    first = threading.Thread(
+        target=lambda: client.post(
+            "/v1/chat/completions", json={"model": "base", "messages": MESSAGE}
+        )
+    )
     first.start()
     time.sleep(0.1)
     refused = client.post("/v1/chat/completions", json={"model": "base", "messages": MESSAGE})
@@ -245,15 +257,25 @@ def test_upload_over_the_limit_is_413_and_other_embedder_is_409(make_settings, e
 
     store = build_store(make_settings())
     store.collection("other", embedding_model="some/other-embedder", create=True)
-    conflict = client.post("/v1/ingest", files=[("files", ("a.txt", b"hello there", "text/plain"))],
-                           data={"collection": "other"})  # fmt: skip
+    conflict = client.post(
+        "/v1/ingest",
+        files=[("files", ("a.txt", b"hello there", "text/plain"))],
+        data={"collection": "other"},
+    )
     assert conflict.status_code == 409 and "other-embedder" in conflict.json()["error"]["message"]
 
 
 def test_openapi_schema_lists_every_endpoint(client):
     schema = client.get("/openapi.json").json()
-    for path in ("/v1/chat/completions", "/v1/models", "/v1/ingest", "/v1/collections", "/v1/adapters",
-                 "/healthz", "/metrics"):  # fmt: skip
+    for path in (
+        "/v1/chat/completions",
+        "/v1/models",
+        "/v1/ingest",
+        "/v1/collections",
+        "/v1/adapters",
+        "/healthz",
+        "/metrics",
+    ):
         assert path in schema["paths"], path
     body = schema["components"]["schemas"]["ChatCompletionRequest"]
     assert {"model", "messages"} <= set(body["required"])
@@ -266,16 +288,24 @@ def test_health_reports_a_down_generator(make_settings, embedder, corpus):
 
     client = make_client(make_settings, embedder, corpus, generator=Down())
     health = client.get("/healthz")
-    assert health.status_code == 503 and health.json() == {"status": "degraded", "generator": False,
-                                                            "vector_store": True}  # fmt: skip
+    assert health.status_code == 503 and health.json() == {
+        "status": "degraded",
+        "generator": False,
+        "vector_store": True,
+    }
 
 
 def test_a_completion_over_the_time_limit_is_504_and_frees_its_slot(
     make_settings, embedder, corpus
 ):
     slow = SlowGenerator(delay=0.5)
-    client = make_client(make_settings, embedder, corpus, generator=slow,
-                         api={"request_timeout_s": 1, "max_concurrent": 1, "max_queue": 0})  # fmt: skip
+    client = make_client(
+        make_settings,
+        embedder,
+        corpus,
+        generator=slow,
+        api={"request_timeout_s": 1, "max_concurrent": 1, "max_queue": 0},
+    )
     late = client.post("/v1/chat/completions", json={"model": "base", "messages": MESSAGE})
     assert late.status_code == 504 and "1 s" in late.json()["error"]["message"]
     assert slow.closed_early.wait(5)  # the generation was stopped, not left running

@@ -86,8 +86,16 @@ def test_fields_the_api_does_not_honour_are_refused_by_name(client):
 
 
 def test_metadata_fields_are_accepted(client):
-    reply = post(client, user="u1", metadata={"team": "qa"}, store=False, safety_identifier="s",
-                 prompt_cache_key="k", modalities=["text"], functions=None)  # fmt: skip
+    reply = post(
+        client,
+        user="u1",
+        metadata={"team": "qa"},
+        store=False,
+        safety_identifier="s",
+        prompt_cache_key="k",
+        modalities=["text"],
+        functions=None,
+    )
     assert reply.status_code == 200, reply.text
 
 
@@ -106,8 +114,10 @@ def test_content_parts_other_than_text_are_refused_by_name(client):
     for kind, part in parts.items():
         for stream in (False, True):
             content = [{"type": "text", "text": "What is this?"}, part]
-            message = refused(post(client, stream=stream, messages=[{"role": "user", "content": content}]),
-                              "messages[0].content[1].type")  # fmt: skip
+            message = refused(
+                post(client, stream=stream, messages=[{"role": "user", "content": content}]),
+                "messages[0].content[1].type",
+            )
             assert kind in message and "text only" in message
     text_parts = [{"type": "text", "text": "How hot"}, {"type": "text", "text": " is tea?"}]
     assert post(client, messages=[{"role": "user", "content": text_parts}]).status_code == 200
@@ -122,8 +132,19 @@ def test_malformed_model_names_are_404_listing_the_valid_ones(client, tmp_path):
         Manifest(name="tea-lora", kind="lora", method="sft", base_model="x"),
     )
     oa = openai_client(client)
-    for name in ("rag:", "rag:tea+", "rag:tea+nope", "rag:nope", "base+x", "base+tea-lora", "Base", "rag:tea+base",
-                 "rag:tea+tea-lora+x", " rag:tea", "rag:+tea-lora"):  # fmt: skip
+    for name in (
+        "rag:",
+        "rag:tea+",
+        "rag:tea+nope",
+        "rag:nope",
+        "base+x",
+        "base+tea-lora",
+        "Base",
+        "rag:tea+base",
+        "rag:tea+tea-lora+x",
+        " rag:tea",
+        "rag:+tea-lora",
+    ):
         for stream in (False, True):
             with pytest.raises(openai.NotFoundError) as caught:
                 oa.chat.completions.create(model=name, messages=MESSAGE, stream=stream)
@@ -145,8 +166,16 @@ def test_n_finish_reason_and_usage_streamed_and_not(client):
     assert cut.choices[0].finish_reason == "length" and cut.usage.completion_tokens == 3
     whole = oa.chat.completions.create(model="base", messages=MESSAGE, max_completion_tokens=100)
     assert whole.choices[0].finish_reason == "stop"
-    chunks = list(oa.chat.completions.create(model="base", messages=MESSAGE, max_tokens=3, n=2, stream=True,
-                                             stream_options={"include_usage": True}))  # fmt: skip
+    chunks = list(
+        oa.chat.completions.create(
+            model="base",
+            messages=MESSAGE,
+            max_tokens=3,
+            n=2,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     finishes = {
         c.choices[0].index: c.choices[0].finish_reason
         for c in chunks
@@ -165,9 +194,17 @@ def test_n_finish_reason_and_usage_streamed_and_not(client):
 
 def test_logprobs_response_format_and_seed_reach_the_engine_and_come_back(client):
     oa = openai_client(client)
-    reply = oa.chat.completions.create(model="base", messages=MESSAGE, logprobs=True, top_logprobs=2, seed=7,
-                                       response_format={"type": "json_object"}, stop=["\n"],
-                                       logit_bias={"50256": -100}, extra_body={"repetition_penalty": 1.2})  # fmt: skip
+    reply = oa.chat.completions.create(
+        model="base",
+        messages=MESSAGE,
+        logprobs=True,
+        top_logprobs=2,
+        seed=7,
+        response_format={"type": "json_object"},
+        stop=["\n"],
+        logit_bias={"50256": -100},
+        extra_body={"repetition_penalty": 1.2},
+    )
     assert json.loads(reply.choices[0].message.content)["answer"].startswith("Fake answer")
     assert len(reply.choices[0].logprobs.content[0].top_logprobs) == 2
     sent = client.fake.fields[-1]
@@ -212,8 +249,13 @@ def test_tools_the_engine_cannot_honour_are_refused_by_name(client):
     oa = openai_client(client)
     for stream in (False, True):
         with pytest.raises(openai.BadRequestError) as caught:
-            oa.chat.completions.create(model="base", messages=MESSAGE, tools=TOOLS, stream=stream,
-                                       tool_choice={"type": "function", "function": {"name": "get_weather"}})  # fmt: skip
+            oa.chat.completions.create(
+                model="base",
+                messages=MESSAGE,
+                tools=TOOLS,
+                stream=stream,
+                tool_choice={"type": "function", "function": {"name": "get_weather"}},
+            )
         assert caught.value.body["param"] == "tools"
 
 
@@ -227,11 +269,25 @@ class ToolEngine(FakeGenerator):
             "created": 1796067356,
             "model": "base",
         }
-        deltas = [{"role": "assistant", "content": ""},
-                  {"tool_calls": [{"id": "chatcmpl-tool-81", "type": "function", "index": 0,
-                                   "function": {"name": "get_weather", "arguments": "{"}}]},
-                  {"tool_calls": [{"index": 0, "function": {"name": None, "arguments": '\n  "city": "Paris"'}}]},
-                  {"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]}]  # fmt: skip
+        deltas = [
+            {"role": "assistant", "content": ""},
+            {
+                "tool_calls": [
+                    {
+                        "id": "chatcmpl-tool-81",
+                        "type": "function",
+                        "index": 0,
+                        "function": {"name": "get_weather", "arguments": "{"},
+                    }
+                ]
+            },
+            {
+                "tool_calls": [
+                    {"index": 0, "function": {"name": None, "arguments": '\n  "city": "Paris"'}}
+                ]
+            },
+            {"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]},
+        ]
         for i, delta in enumerate(deltas):
             finish = "stop" if i == len(deltas) - 1 else None
             choice = {
@@ -268,8 +324,11 @@ def test_tool_calls_an_engine_honours_come_back_whole(make_settings, embedder, c
     raw = post(client, tools=TOOLS, tool_choice=forced).json()
     # engine internals left out
     assert "token_ids" not in raw["choices"][0] and "prompt_token_ids" not in raw
-    chunks = list(oa.chat.completions.create(model="base", messages=MESSAGE, tools=TOOLS, tool_choice=forced,
-                                             stream=True))  # fmt: skip
+    chunks = list(
+        oa.chat.completions.create(
+            model="base", messages=MESSAGE, tools=TOOLS, tool_choice=forced, stream=True
+        )
+    )
     streamed = "".join(
         c.choices[0].delta.tool_calls[0].function.arguments
         for c in chunks

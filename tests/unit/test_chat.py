@@ -23,7 +23,9 @@ def test_ui_shows_known_errors_in_the_chat(make_settings, embedder):
     settings = make_settings(generator={"mode": "fake"})
     chat = build_chat_service(settings, embedder=embedder)
     events = list(answer_events(chat, "anything", "rag", "missing", 2))
-    assert events == ["⚠️ unknown collection 'missing' (known: none yet); create it with `ragtune ingest`"]
+    assert events == [
+        "⚠️ unknown collection 'missing' (known: none yet); create it with `ragtune ingest`"
+    ]
 
 
 def test_few_shot_uses_configured_demonstrations(make_settings, embedder):

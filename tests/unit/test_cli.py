@@ -34,7 +34,9 @@ def ingested(env):
     return corpus
 
 
-@pytest.mark.parametrize("command", [[], ["ingest"], ["ask"], ["serve"], ["engine"], ["models", "pull"]])
+@pytest.mark.parametrize(
+    "command", [[], ["ingest"], ["ask"], ["serve"], ["engine"], ["models", "pull"]]
+)
 def test_every_command_explains_itself(command):
     result = runner.invoke(cli, [*command, "--help"])
     assert result.exit_code == 0

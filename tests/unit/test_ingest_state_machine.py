@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from app.components import build_ingest_pipeline
@@ -24,8 +25,30 @@ from indexing.store import StoreError, get_all
 
 COLLECTION = "fuzz"
 NAMES = ["alpha.txt", "beta.md", "gamma.txt", "delta.md"]
-WORDS = ("river mountain lantern copper violin orchard glacier harbor meadow falcon quartz "
-         "saffron thunder willow ember canyon pepper marble comet tundra lagoon cedar").split()  # fmt: skip
+WORDS = [
+    "river",
+    "mountain",
+    "lantern",
+    "copper",
+    "violin",
+    "orchard",
+    "glacier",
+    "harbor",
+    "meadow",
+    "falcon",
+    "quartz",
+    "saffron",
+    "thunder",
+    "willow",
+    "ember",
+    "canyon",
+    "pepper",
+    "marble",
+    "comet",
+    "tundra",
+    "lagoon",
+    "cedar",
+]
 documents = st.lists(st.sampled_from(WORDS), min_size=3, max_size=120).map(
     lambda words: " ".join(words) + ".\n"
 )
@@ -47,7 +70,9 @@ class IngestMachine(RuleBasedStateMachine):
         self.root = Path(tempfile.mkdtemp(prefix="ragtune-fuzz-"))
         self.folder = self.root / "docs"
         self.folder.mkdir()
-        config = load_settings(data_dir=self.root / "data", indexing={"chunk_size": 32, "chunk_overlap": 4})
+        config = load_settings(
+            data_dir=self.root / "data", indexing={"chunk_size": 32, "chunk_overlap": 4}
+        )
         self.pipeline = build_ingest_pipeline(config, embedder=self.embedder)
         self.store = self.pipeline.store
         self.on_disk: dict[str, str] = {}
@@ -119,13 +144,20 @@ class IngestMachine(RuleBasedStateMachine):
         for text, meta in zip(got["documents"], got["metadatas"]):
             by_source.setdefault(meta["source"], text)
         for source, text in by_source.items():
-            for retriever in (DenseRetriever(self.store, self.embedder), BM25Retriever(self.store, self.embedder)):
+            for retriever in (
+                DenseRetriever(self.store, self.embedder),
+                BM25Retriever(self.store, self.embedder),
+            ):
                 found = retriever.retrieve(text, COLLECTION, k=len(ids))
-                assert text in [c.text for c in found], f"{type(retriever).__name__} misses a chunk of {source}"
+                assert text in [c.text for c in found], (
+                    f"{type(retriever).__name__} misses a chunk of {source}"
+                )
 
 
 IngestMachine.TestCase.settings = settings(
-    max_examples=20, stateful_step_count=10, deadline=None,
+    max_examples=20,
+    stateful_step_count=10,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)  # fmt: skip
+)
 TestIngestStateMachine = IngestMachine.TestCase

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,13 @@ def script(code: str) -> list[str]:
 
 def test_jobs_run_one_at_a_time_and_keep_output(tmp_path):
     store = JobStore(tmp_path / "jobs")
-    first = store.submit("train", "first", script("import time, sys; print('step 1', file=sys.stderr); time.sleep(1); print('{\"ok\": 1}')"))
+    first = store.submit(
+        "train",
+        "first",
+        script(
+            "import time, sys; print('step 1', file=sys.stderr); time.sleep(1); print('{\"ok\": 1}')"
+        ),
+    )
     second = store.submit("train", "second", script("print('{\"ok\": 2}')"))
     runner = JobRunner(store, poll_s=0.1).start()
     assert wait_for(lambda: store.get(first.id).state == "running")
@@ -32,14 +39,22 @@ def test_jobs_run_one_at_a_time_and_keep_output(tmp_path):
 
 def test_a_killed_job_is_failed_with_its_log_and_the_next_job_still_runs(tmp_path):
     store = JobStore(tmp_path / "jobs")
-    victim = store.submit("train", "victim", script("import time, sys; print('loading', file=sys.stderr, flush=True); time.sleep(60)"))
+    victim = store.submit(
+        "train",
+        "victim",
+        script("import time, sys; print('loading', file=sys.stderr, flush=True); time.sleep(60)"),
+    )
     after = store.submit("train", "after", script("print('{}')"))
     runner = JobRunner(store, poll_s=0.1).start()
-    assert wait_for(lambda: store.get(victim.id).state == "running" and "loading" in store.log_tail(victim.id))
+    assert wait_for(
+        lambda: store.get(victim.id).state == "running" and "loading" in store.log_tail(victim.id)
+    )
     os.kill(store.get(victim.id).pid, signal.SIGKILL)
     assert wait_for(lambda: store.get(victim.id).state == "failed")
     assert "SIGKILL" in store.get(victim.id).error and "loading" in store.log_tail(victim.id)
-    assert "running:" in store.log_tail(victim.id) and "failed: the process was killed by SIGKILL" in store.log_tail(victim.id)
+    assert "running:" in store.log_tail(
+        victim.id
+    ) and "failed: the process was killed by SIGKILL" in store.log_tail(victim.id)
     assert wait_for(lambda: store.get(after.id).state == "succeeded")
     runner.stop()
 
@@ -51,7 +66,12 @@ def test_cancel_stops_a_running_job(tmp_path):
     assert wait_for(lambda: store.get(job.id).state == "running")
     pid = store.get(job.id).pid
     assert store.cancel(job.id).state == "cancelled"
-    assert wait_for(lambda: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z")
+    assert wait_for(
+        lambda: (
+            not os.path.exists(f"/proc/{pid}")
+            or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+        )
+    )
     runner.stop()
 
 

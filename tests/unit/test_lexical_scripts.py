@@ -97,8 +97,13 @@ def test_english_tokens_are_what_bm25s_gave_before():
     import Stemmer
 
     text = (REPO / "docs/evaluation.md").read_text()  # English only (retrieval.md now quotes CJK)
-    before = bm25s.tokenize([text], stopwords="en", stemmer=Stemmer.Stemmer("english").stemWords,
-                            return_ids=False, show_progress=False)[0]  # fmt: skip
+    before = bm25s.tokenize(
+        [text],
+        stopwords="en",
+        stemmer=Stemmer.Stemmer("english").stemWords,
+        return_ids=False,
+        show_progress=False,
+    )[0]
     assert Bm25Tokenizer("english").tokenize(text) == before
 
 

@@ -61,5 +61,8 @@ def test_summarise_skips_failed_answers_and_pairs_items():
     ]
     summary = summarise(results, ("token_f1",))
     assert summary["variants"]["a"]["metrics"]["token_f1"]["mean"] == 0.75
-    assert summary["variants"]["b"]["metrics"]["token_f1"]["n"] == 1 and summary["variants"]["b"]["errors"] == 1
+    assert (
+        summary["variants"]["b"]["metrics"]["token_f1"]["n"] == 1
+        and summary["variants"]["b"]["errors"] == 1
+    )
     assert "a vs b" not in summary["pairs"]  # only one shared item: no test

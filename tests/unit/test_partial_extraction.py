@@ -100,12 +100,15 @@ def test_an_empty_middle_page_is_named(tmp_path):
 
 
 def test_scanned_pages_whose_text_layer_is_only_a_page_number_are_named(tmp_path):
-    pdf = scan_pdf(tmp_path / "stamped.pdf", [
-        ("A typed page about the grommet line and its weekly checks.", False),
-        ("- 2 -", True),
-        ("Figure 3: the grommet press after its weekly cleaning", True),  # a figure, captioned
-        ("Page 4", True),
-    ])  # fmt: skip
+    pdf = scan_pdf(
+        tmp_path / "stamped.pdf",
+        [
+            ("A typed page about the grommet line and its weekly checks.", False),
+            ("- 2 -", True),
+            ("Figure 3: the grommet press after its weekly cleaning", True),  # a figure, captioned
+            ("Page 4", True),
+        ],
+    )
     extraction = extract_file(pdf, max_file_mb=5)
     assert [d.metadata["page"] for d in extraction.documents] == [1, 2, 3, 4]  # nothing dropped
     (notice,) = extraction.notices

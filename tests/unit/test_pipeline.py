@@ -34,8 +34,13 @@ def test_ingest_then_reingest_computes_zero_embeddings(pipeline, corpus):
     assert first.summary()["added"] == 4 and first.embedded >= 5
     again = pipeline.ingest([corpus], "notes", show_progress=False)
     assert again.summary() == {
-        "added": 0, "updated": 0, "skipped": 4, "failed": 0, "pruned": 0, "embedded_chunks": 0,
-    }  # fmt: skip
+        "added": 0,
+        "updated": 0,
+        "skipped": 4,
+        "failed": 0,
+        "pruned": 0,
+        "embedded_chunks": 0,
+    }
 
 
 def test_changed_file_replaces_its_chunks_and_prune_removes_gone_files(pipeline, corpus):
@@ -95,7 +100,9 @@ def test_collection_refuses_another_embedder(make_settings, pipeline, corpus):
 
 def test_store_persists_across_clients(make_settings, embedder, corpus):
     settings = make_settings()
-    build_ingest_pipeline(settings, embedder=embedder).ingest([corpus], "notes", show_progress=False)
+    build_ingest_pipeline(settings, embedder=embedder).ingest(
+        [corpus], "notes", show_progress=False
+    )
     reopened = DenseRetriever(build_store(settings), embedder)
     assert reopened.retrieve("lava basalt", "notes", 1)[0].page == 2
 
@@ -108,14 +115,20 @@ def test_copy_of_a_file_elsewhere_is_a_separate_source(pipeline, corpus, tmp_pat
     assert report.count("added") == 4
 
 
-def test_a_second_ingest_into_a_busy_collection_is_refused_clearly(make_settings, embedder, tmp_path):
+def test_a_second_ingest_into_a_busy_collection_is_refused_clearly(
+    make_settings, embedder, tmp_path
+):
     from app.components import build_ingest_pipeline
     from indexing.locks import CollectionBusy, collection_lock
 
     note = tmp_path / "note.md"
     note.write_text("# Note\n\nKites fly in steady wind.\n")
     pipeline = build_ingest_pipeline(make_settings(), embedder=embedder)
-    with collection_lock(pipeline.store.index_root / ".locks", "notes"):  # as another process would
-        with pytest.raises(CollectionBusy, match=r"collection 'notes' is busy: an ingest is already running \(pid"):
-            pipeline.ingest([note], "notes", show_progress=False)
+    with (
+        collection_lock(pipeline.store.index_root / ".locks", "notes"),  # as another process would
+        pytest.raises(
+            CollectionBusy, match=r"collection 'notes' is busy: an ingest is already running \(pid"
+        ),
+    ):
+        pipeline.ingest([note], "notes", show_progress=False)
     assert pipeline.ingest([note], "notes", show_progress=False).count("added") == 1  # free again

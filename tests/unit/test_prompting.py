@@ -22,7 +22,14 @@ def test_few_shot_puts_demonstrations_as_turns(tmp_path):
     messages = build_messages(
         "few-shot", "4+4?", system_prompt="S", demonstrations=load_demonstrations(demos)
     )
-    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert [m["role"] for m in messages] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+    ]
     assert messages[2]["content"] == "4" and messages[-1]["content"] == "4+4?"
 
 

@@ -11,7 +11,9 @@ from tests.helpers import make_pdf, write_bad_inputs
 
 
 def test_pdf_pages_keep_their_numbers(tmp_path):
-    pdf = make_pdf(tmp_path / "guide.pdf", ["First page about llamas.", "Second page about alpacas."])
+    pdf = make_pdf(
+        tmp_path / "guide.pdf", ["First page about llamas.", "Second page about alpacas."]
+    )
     docs = load_documents(pdf, max_file_mb=5)
     assert [d.metadata["page"] for d in docs] == [1, 2]
     assert "alpacas" in docs[1].text
@@ -21,7 +23,9 @@ def test_markdown_chunks_keep_heading_path(tmp_path, embedder):
     md = tmp_path / "notes.md"
     md.write_text("# Guide\n\nIntro text.\n\n## Install\n\nRun make run to install.\n")
     chunks = chunk_documents(
-        load_documents(md, max_file_mb=5), ChunkingConfig("structure", 64, 8), tokenizer=embedder.tokenize
+        load_documents(md, max_file_mb=5),
+        ChunkingConfig("structure", 64, 8),
+        tokenizer=embedder.tokenize,
     )
     install = [c for c in chunks if "make run" in c.text]
     assert install and install[0].metadata["heading"] == "Guide > Install"
@@ -33,8 +37,9 @@ def test_long_text_is_split_within_the_token_budget(embedder):
     text = " ".join(f"Sentence number {i} talks about retrieval." for i in range(400))
     chunks = chunk_documents(
         [Document(text=text, metadata={"file_type": "txt"})],
-        ChunkingConfig("sentence", 128, 16), tokenizer=embedder.tokenize,
-    )  # fmt: skip
+        ChunkingConfig("sentence", 128, 16),
+        tokenizer=embedder.tokenize,
+    )
     assert len(chunks) > 5
     assert max(len(embedder.tokenize(c.text)) for c in chunks) <= 128
 

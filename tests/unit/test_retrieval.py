@@ -59,11 +59,15 @@ def test_bm25_finds_exact_codes_dense_finds_paraphrases(setup):
 def test_filters_by_source_type_and_tag(setup, kind):
     _, _, retrievers = setup
     retriever = retrievers[kind]
-    by_type = retriever.retrieve("lava rock wind tea", "notes", 5, MetadataFilter(file_types=["pdf"]))
+    by_type = retriever.retrieve(
+        "lava rock wind tea", "notes", 5, MetadataFilter(file_types=["pdf"])
+    )
     assert by_type and {c.file_name for c in by_type} == {"volcano.pdf"}
     by_tag = retriever.retrieve("lava rock wind tea", "notes", 5, MetadataFilter(tags=["guide"]))
     assert by_tag and {c.file_name for c in by_tag} <= {"tea.md", "kites.md"}
-    by_glob = retriever.retrieve("tea kites", "notes", 5, MetadataFilter(source_glob="guides/k*.md"))
+    by_glob = retriever.retrieve(
+        "tea kites", "notes", 5, MetadataFilter(source_glob="guides/k*.md")
+    )
     assert by_glob and {c.file_name for c in by_glob} == {"kites.md"}
 
 
@@ -87,7 +91,9 @@ def test_bm25_sidecar_tracks_ingest_update_and_prune(setup, corpus):
     collection, ids = _chroma_ids(pipeline)
     assert set(pipeline.store.lexical_index(collection).ids) == ids
     assert retrievers["bm25"].retrieve("oolong", "notes", 1)[0].file_name == "tea.md"
-    assert all(c.file_name != "kites.md" for c in retrievers["bm25"].retrieve("kites wind", "notes", 5))
+    assert all(
+        c.file_name != "kites.md" for c in retrievers["bm25"].retrieve("kites wind", "notes", 5)
+    )
 
 
 def test_a_dirty_sidecar_is_rebuilt_on_use(setup):
@@ -100,9 +106,14 @@ def test_a_dirty_sidecar_is_rebuilt_on_use(setup):
 
 def test_results_survive_a_restart(setup, make_settings, embedder):
     settings, _, retrievers = setup
-    before = {k: [c.chunk_id for c in r.retrieve("tea and lava", "notes", 4)] for k, r in retrievers.items()}
+    before = {
+        k: [c.chunk_id for c in r.retrieve("tea and lava", "notes", 4)]
+        for k, r in retrievers.items()
+    }
     reopened = build_retrievers(settings, build_store(settings), build_embedder(settings))
-    after = {k: [c.chunk_id for c in r.retrieve("tea and lava", "notes", 4)] for k, r in reopened.items()}
+    after = {
+        k: [c.chunk_id for c in r.retrieve("tea and lava", "notes", 4)] for k, r in reopened.items()
+    }
     assert before == after
 
 
@@ -111,26 +122,40 @@ def test_changing_the_strategy_rechunks_the_collection(setup, corpus):
     collection, _ = _chroma_ids(pipeline)
     assert pipeline.store.chunking_of(collection) == "structure/256/32"
     report = pipeline.ingest(
-        [corpus / "errors.txt"], "notes", chunking=ChunkingConfig("sentence", 64, 8), show_progress=False
+        [corpus / "errors.txt"],
+        "notes",
+        chunking=ChunkingConfig("sentence", 64, 8),
+        show_progress=False,
     )
     assert report.notices and "re-chunking collection 'notes'" in report.notices[0]
     assert report.count("updated") == 4  # every stored file, not only the one named
     collection, _ = _chroma_ids(pipeline)
-    versions = {m["version"].split("|")[0] for m in collection.get(include=["metadatas"])["metadatas"]}
-    assert versions == {"sentence/64/8"} and pipeline.store.chunking_of(collection) == "sentence/64/8"
+    versions = {
+        m["version"].split("|")[0] for m in collection.get(include=["metadatas"])["metadatas"]
+    }
+    assert (
+        versions == {"sentence/64/8"} and pipeline.store.chunking_of(collection) == "sentence/64/8"
+    )
     again = pipeline.ingest([corpus / "errors.txt"], "notes", show_progress=False)
     assert again.count("skipped") == 1 and not again.notices  # the recorded strategy is kept
 
 
-def test_app_instances_sharing_a_chroma_server_keep_their_bm25_in_step(make_settings, embedder, corpus,
-                                                                      chroma_server, tmp_path, store_mode):  # fmt: skip
+def test_app_instances_sharing_a_chroma_server_keep_their_bm25_in_step(
+    make_settings, embedder, corpus, chroma_server, tmp_path, store_mode
+):
     if store_mode["mode"] != "http":
         pytest.skip("only http mode has several instances on one store")
     first = make_settings(vector_store=store_mode, data_dir=tmp_path / "first")
     second = make_settings(vector_store=store_mode, data_dir=tmp_path / "second")
-    build_ingest_pipeline(first, embedder=embedder).ingest([corpus / "guides"], "shared", show_progress=False)
+    build_ingest_pipeline(first, embedder=embedder).ingest(
+        [corpus / "guides"], "shared", show_progress=False
+    )
     reader = build_retrievers(second, build_store(second), embedder)["bm25"]
     assert reader.retrieve("steady wind beaches", "shared", 1)[0].source.endswith("kites.md")
-    build_ingest_pipeline(first, embedder=embedder).ingest([corpus / "errors.txt"], "shared", show_progress=False)
-    found = reader.retrieve("E4711 flux capacitor", "shared", 1)  # the second instance's sidecar was stale
+    build_ingest_pipeline(first, embedder=embedder).ingest(
+        [corpus / "errors.txt"], "shared", show_progress=False
+    )
+    found = reader.retrieve(
+        "E4711 flux capacitor", "shared", 1
+    )  # the second instance's sidecar was stale
     assert found and found[0].source.endswith("errors.txt")

@@ -45,8 +45,11 @@ def test_shipped_labeled_set_is_large_and_valid():
     assert len(questions) >= 60
     for item in questions:
         assert all((REPO / path).exists() for path in item.relevant), item
-    kinds = [json.loads(line).get("kind") for line in
-             (REPO / "evals/datasets/retrieval_docs.jsonl").read_text().splitlines() if line.strip()]
+    kinds = [
+        json.loads(line).get("kind")
+        for line in (REPO / "evals/datasets/retrieval_docs.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     assert kinds.count("paraphrase") >= 20
 
 
@@ -71,7 +74,9 @@ def test_eval_retrieval_cli_compares_retrievers(tmp_path, tea_corpus):
         '{"question": "how hot is the water for green tea", "relevant": ["c/tea.md"]}\n'
         '{"question": "what do kites need", "relevant": ["c/kites.md"]}\n'
     )
-    result = runner.invoke(cli, ["eval", "retrieval", "--dataset", str(dataset), "-c", "small", "--json"])
+    result = runner.invoke(
+        cli, ["eval", "retrieval", "--dataset", str(dataset), "-c", "small", "--json"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert set(report["retrievers"]) == {"dense", "bm25", "hybrid"}

@@ -21,9 +21,17 @@ SYSTEM = {"role": "system", "content": "Answer from the sources and cite them."}
 def _pairs(count: int) -> list[dict]:
     rows = []
     for i in range(count):
-        user = {"role": "user", "content": f"Sources: [1] The port is {8000 + i}.\n\nQuestion: which port? ({i})"}
-        rows.append({"prompt": [SYSTEM, user] if i % 2 else f"Which port is number {i}?",
-                     "chosen": f"The port is {8000 + i} [1].", "rejected": "Probably some port, I guess."})  # fmt: skip
+        user = {
+            "role": "user",
+            "content": f"Sources: [1] The port is {8000 + i}.\n\nQuestion: which port? ({i})",
+        }
+        rows.append(
+            {
+                "prompt": [SYSTEM, user] if i % 2 else f"Which port is number {i}?",
+                "chosen": f"The port is {8000 + i} [1].",
+                "rejected": "Probably some port, I guess.",
+            }
+        )
     return rows
 
 
@@ -38,8 +46,18 @@ def trained(tmp_path_factory, tiny_model):
     root = tmp_path_factory.mktemp("rlhf")
     registry = AdapterRegistry(root / "adapters")
     data = _write(root / "prefs.jsonl", _pairs(12))
-    args = validate(RewardArgs(name="tiny-reward", dataset=data, base_model=tiny_model, max_steps=3,
-                               batch_size=4, logging_steps=1, learning_rate=1e-3, max_length=128))  # fmt: skip
+    args = validate(
+        RewardArgs(
+            name="tiny-reward",
+            dataset=data,
+            base_model=tiny_model,
+            max_steps=3,
+            batch_size=4,
+            logging_steps=1,
+            learning_rate=1e-3,
+            max_length=128,
+        )
+    )
     manifest = train_reward(args, registry, root / "runs")
     return registry, root, data, manifest
 
@@ -51,41 +69,81 @@ def _finite(values) -> bool:
 def test_reward_model_trains_reports_heldout_accuracy_and_scores_text(trained, tiny_model):
     registry, _, _, manifest = trained
     assert manifest.kind == "reward" and manifest.metrics["max_weight_change"] > 0
-    assert manifest.metrics["heldout_pairs"] == 2 and 0 <= manifest.metrics["heldout_pairwise_accuracy"] <= 1
+    assert (
+        manifest.metrics["heldout_pairs"] == 2
+        and 0 <= manifest.metrics["heldout_pairwise_accuracy"] <= 1
+    )
     assert _finite(r["loss"] for r in manifest.metrics["loss_curve"])
-    scores = load_reward(registry, "tiny-reward", policy_base=tiny_model)(["The port is 8000 [1].", "no idea"])
+    scores = load_reward(registry, "tiny-reward", policy_base=tiny_model)(
+        ["The port is 8000 [1].", "no idea"]
+    )
     assert len(scores) == 2 and _finite(scores)
     assert "tiny-reward" not in registry.generative()  # a reward model is not a chat adapter
 
 
 def test_dpo_changes_the_policy_and_judges_the_heldout_prompts(trained, tiny_model):
     registry, root, data, _ = trained
-    args = validate(DPOArgs(name="tiny-dpo", dataset=data, base_model=tiny_model, max_steps=2, batch_size=4,
-                            logging_steps=1, learning_rate=1e-3, max_length=128, reward="tiny-reward",
-                            max_new_tokens=4))  # fmt: skip
+    args = validate(
+        DPOArgs(
+            name="tiny-dpo",
+            dataset=data,
+            base_model=tiny_model,
+            max_steps=2,
+            batch_size=4,
+            logging_steps=1,
+            learning_rate=1e-3,
+            max_length=128,
+            reward="tiny-reward",
+            max_new_tokens=4,
+        )
+    )
     manifest = train_dpo(args, registry, root / "runs")
     assert (manifest.kind, manifest.method) == ("lora", "dpo")
     assert manifest.metrics["max_weight_change"] > 0 and manifest.metrics["steps"] == 2
     assert _finite(r["loss"] for r in manifest.metrics["curve"] if "loss" in r)
-    assert 0 <= manifest.metrics["win_rate_vs_base"] <= 1 and manifest.metrics["judged_prompts"] == 2
+    assert (
+        0 <= manifest.metrics["win_rate_vs_base"] <= 1 and manifest.metrics["judged_prompts"] == 2
+    )
     assert (registry.path("tiny-dpo") / "adapter_config.json").exists()
 
 
 def test_ppo_steps_change_the_policy_and_log_finite_reward_kl_and_loss(trained, tiny_model):
     registry, root, _, _ = trained
-    prompts = _write(root / "prompts.jsonl", [{"prompt": f"The film number {i} was"} for i in range(8)])
-    args = validate(PPOArgs(name="tiny-ppo", dataset=prompts, base_model=tiny_model, reward="tiny-reward",
-                            max_steps=2, batch_size=4, mini_batch_size=2, ppo_epochs=2, logging_steps=1,
-                            learning_rate=1e-2, max_new_tokens=5, eval_prompts=4))  # fmt: skip
+    prompts = _write(
+        root / "prompts.jsonl", [{"prompt": f"The film number {i} was"} for i in range(8)]
+    )
+    args = validate(
+        PPOArgs(
+            name="tiny-ppo",
+            dataset=prompts,
+            base_model=tiny_model,
+            reward="tiny-reward",
+            max_steps=2,
+            batch_size=4,
+            mini_batch_size=2,
+            ppo_epochs=2,
+            logging_steps=1,
+            learning_rate=1e-2,
+            max_new_tokens=5,
+            eval_prompts=4,
+        )
+    )
     manifest = train_ppo(args, registry, root / "runs")
     assert (manifest.kind, manifest.method) == ("lora", "ppo")
     assert manifest.metrics["max_weight_change"] > 0
     curve = manifest.metrics["curve"]
     assert [r["step"] for r in curve] == [1, 2]
-    assert all(_finite(r[k] for k in ("reward", "kl", "loss", "policy_loss", "value_loss")) for r in curve)
+    assert all(
+        _finite(r[k] for k in ("reward", "kl", "loss", "policy_loss", "value_loss")) for r in curve
+    )
     m = manifest.metrics
-    assert _finite([m["heldout_mean_reward_before"], m["heldout_mean_reward_after"], m["heldout_kl_from_base"]])
-    logged = [json.loads(line) for line in (root / "runs" / "tiny-ppo" / "log.jsonl").read_text().splitlines()]
+    assert _finite(
+        [m["heldout_mean_reward_before"], m["heldout_mean_reward_after"], m["heldout_kl_from_base"]]
+    )
+    logged = [
+        json.loads(line)
+        for line in (root / "runs" / "tiny-ppo" / "log.jsonl").read_text().splitlines()
+    ]
     assert len(logged) == 2 and "eta_s" in logged[0]
 
 
@@ -108,7 +166,11 @@ def test_bad_pairs_are_reported_by_line_and_nothing_is_registered(tmp_path, trai
     ]
     data = _write(tmp_path / "bad.jsonl", rows)
     with pytest.raises(DatasetError) as error:
-        train_dpo(validate(DPOArgs(name="bad-dpo", dataset=data, base_model=tiny_model)), registry, tmp_path)
+        train_dpo(
+            validate(DPOArgs(name="bad-dpo", dataset=data, base_model=tiny_model)),
+            registry,
+            tmp_path,
+        )
     message = str(error.value)
     assert "3 bad preference pair(s)" in message
     assert "line 4: 'chosen' and 'rejected' are identical" in message
@@ -122,8 +184,16 @@ def test_long_prompts_are_cut_from_the_start_and_counted(tiny_model):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    pairs, _ = load_preferences_from([{"prompt": "filler words " * 200 + "Question: which port?",
-                                       "chosen": "8000 [1].", "rejected": "no idea"}] + _pairs(2))  # fmt: skip
+    pairs, _ = load_preferences_from(
+        [
+            {
+                "prompt": "filler words " * 200 + "Question: which port?",
+                "chosen": "8000 [1].",
+                "rejected": "no idea",
+            }
+        ]
+        + _pairs(2)
+    )
     rendered = render_pairs(pairs, tokenizer, max_length=64)
     assert rendered.truncated == 1
     assert rendered.rows[0]["prompt"].endswith("Question: which port?")
@@ -143,7 +213,11 @@ def load_preferences_from(rows):
 def test_split_is_seeded_and_disjoint():
     items = list(range(50))
     train, held = split_pairs(items, 0.2, seed=7)
-    assert len(held) == 10 and not set(train) & set(held) and split_pairs(items, 0.2, seed=7) == (train, held)
+    assert (
+        len(held) == 10
+        and not set(train) & set(held)
+        and split_pairs(items, 0.2, seed=7) == (train, held)
+    )
 
 
 def test_reward_from_another_base_model_is_refused(trained, tmp_path, tiny_model):
@@ -151,8 +225,14 @@ def test_reward_from_another_base_model_is_refused(trained, tmp_path, tiny_model
     with pytest.raises(RegistryError, match="trained on base model"):
         load_reward(registry, "tiny-reward", policy_base=str(tmp_path / "other-model"))
     prompts = _write(tmp_path / "p.jsonl", [{"prompt": "hello there"}])
-    args = validate(PPOArgs(name="mismatch-ppo", dataset=prompts, base_model=str(tmp_path / "other-model"),
-                            reward="tiny-reward"))  # fmt: skip
+    args = validate(
+        PPOArgs(
+            name="mismatch-ppo",
+            dataset=prompts,
+            base_model=str(tmp_path / "other-model"),
+            reward="tiny-reward",
+        )
+    )
     with pytest.raises(RegistryError):
         train_ppo(args, registry, tmp_path / "runs")
     assert not registry.exists("mismatch-ppo")
@@ -170,8 +250,16 @@ def cli_env(trained, monkeypatch):
     return root
 
 
-@pytest.mark.parametrize("command", [["train", "reward"], ["train", "dpo"], ["train", "ppo"],
-                                     ["reward", "score"], ["prefs", "sample"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "reward"],
+        ["train", "dpo"],
+        ["train", "ppo"],
+        ["reward", "score"],
+        ["prefs", "sample"],
+    ],
+)
 def test_rlhf_commands_explain_themselves(command):
     from typer.testing import CliRunner
 
@@ -181,20 +269,46 @@ def test_rlhf_commands_explain_themselves(command):
     assert result.exit_code == 0 and "Usage" in result.output
 
 
-def test_cli_refuses_a_bad_pair_file_with_line_numbers_and_scores_answers(cli_env, tiny_model, tmp_path):
+def test_cli_refuses_a_bad_pair_file_with_line_numbers_and_scores_answers(
+    cli_env, tiny_model, tmp_path
+):
     from typer.testing import CliRunner
 
     from app.cli.main import cli
 
     runner = CliRunner()
     bad = _write(tmp_path / "bad.jsonl", [{"prompt": "Q?", "chosen": "same", "rejected": "same"}])
-    result = runner.invoke(cli, ["train", "dpo", "--dataset", bad, "--name", "cli-dpo",
-                                 "--set", f"base_model={tiny_model}"])  # fmt: skip
-    assert result.exit_code == 2 and "line 1: 'chosen' and 'rejected' are identical" in result.output
+    result = runner.invoke(
+        cli,
+        [
+            "train",
+            "dpo",
+            "--dataset",
+            bad,
+            "--name",
+            "cli-dpo",
+            "--set",
+            f"base_model={tiny_model}",
+        ],
+    )
+    assert (
+        result.exit_code == 2 and "line 1: 'chosen' and 'rejected' are identical" in result.output
+    )
     assert "Traceback" not in result.output
-    answers = _write(tmp_path / "answers.jsonl", [{"prompt": "Which port?", "response": "8000 [1]."},
-                                                  {"prompt": "Which port?", "chosen": "8000 [1].", "rejected": "?"}])  # fmt: skip
-    scored = runner.invoke(cli, ["reward", "score", "--adapter", "tiny-reward", "--file", answers, "--json"])
+    answers = _write(
+        tmp_path / "answers.jsonl",
+        [
+            {"prompt": "Which port?", "response": "8000 [1]."},
+            {"prompt": "Which port?", "chosen": "8000 [1].", "rejected": "?"},
+        ],
+    )
+    scored = runner.invoke(
+        cli, ["reward", "score", "--adapter", "tiny-reward", "--file", answers, "--json"]
+    )
     assert scored.exit_code == 0, scored.output
     payload = json.loads(scored.stdout)
-    assert payload["lines"] == 2 and "response_score" in payload["scores"][0] and "pairwise_accuracy" in payload
+    assert (
+        payload["lines"] == 2
+        and "response_score" in payload["scores"][0]
+        and "pairwise_accuracy" in payload
+    )

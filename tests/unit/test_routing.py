@@ -39,20 +39,29 @@ class Service:
 
 def test_routes_send_base_and_merged_adapters_to_their_own_engines():
     service = Service(Engine("lora-engine"))
-    routing = RoutingGenerator(service, {"base": Engine("base-engine"), "merged": Engine("merged-engine")})
+    routing = RoutingGenerator(
+        service, {"base": Engine("base-engine"), "merged": Engine("merged-engine")}
+    )
     assert "".join(routing.stream(MESSAGES, params=PARAMS)) == "base-engine:base"
-    assert "".join(routing.stream(MESSAGES, adapter="merged", params=PARAMS)) == "merged-engine:base"
+    assert (
+        "".join(routing.stream(MESSAGES, adapter="merged", params=PARAMS)) == "merged-engine:base"
+    )
     assert "".join(routing.stream(MESSAGES, adapter="other", params=PARAMS)) == "lora-engine:other"
     assert service.loads == ["other"]
 
 
 def test_an_adapter_the_engine_lost_is_loaded_again_once():
     service = Service(Engine("lora-engine", forget_once="ad"))
-    assert "".join(RoutingGenerator(service).stream(MESSAGES, adapter="ad", params=PARAMS)) == "lora-engine:ad"
+    assert (
+        "".join(RoutingGenerator(service).stream(MESSAGES, adapter="ad", params=PARAMS))
+        == "lora-engine:ad"
+    )
     assert service.forgotten == ["ad"] and service.loads == ["ad", "ad"]
 
 
 def test_routes_come_from_the_settings(make_settings):
-    generator = build_generator(make_settings(generator={"routes": {"base": "http://127.0.0.1:8101/v1"}}))
+    generator = build_generator(
+        make_settings(generator={"routes": {"base": "http://127.0.0.1:8101/v1"}})
+    )
     assert generator.routes["base"].base_url == "http://127.0.0.1:8101/v1"
     assert generator.routes["base"].served_name == "base"

@@ -27,8 +27,10 @@ def test_handed_fences_never_yield_headings(embedder):
     rollback = [c for c in chunks if "orchid-bundle" in c.text]
     assert rollback and rollback[0].metadata["heading"] == "Deployment guide > Rollback step"
     assert {c.metadata["heading"] for c in chunks} == {
-        "Deployment guide", "Deployment guide > Build step", "Deployment guide > Rollback step",
-    }  # fmt: skip
+        "Deployment guide",
+        "Deployment guide > Build step",
+        "Deployment guide > Rollback step",
+    }
 
 
 def test_handed_long_section_keeps_its_path_in_every_chunk(embedder):
@@ -63,8 +65,11 @@ def test_code_and_html_blocks_never_yield_headings(fence):
 def test_setext_headings_and_nesting():
     text = "Manual\n======\n\nIntro.\n\nInstall\n-------\n\nSteps.\n\n### From source\n\nBuild.\n\n## Use\n\nRun."
     assert [s.path for s in sections(text)] == [
-        ("Manual",), ("Manual", "Install"), ("Manual", "Install", "From source"), ("Manual", "Use"),
-    ]  # fmt: skip
+        ("Manual",),
+        ("Manual", "Install"),
+        ("Manual", "Install", "From source"),
+        ("Manual", "Use"),
+    ]
 
 
 def test_heading_markup_is_not_part_of_the_path():
@@ -136,8 +141,27 @@ def test_html_headings_keep_their_full_path_in_every_chunk(tmp_path, embedder):
     assert max(len(embedder.tokenize(c.text)) for c in chunks) <= 64
 
 
-MARKDOWN_PIECES = ["---\n", "```\n", "~~~\n", "````\n", "   ", "    ", "# ", "## ", "word\n", "===\n",
-                   "\n", "> ", "- ", "title: x\n", "[a]", "<div>\n", "\t", "\r\n", "\r"]  # fmt: skip
+MARKDOWN_PIECES = [
+    "---\n",
+    "```\n",
+    "~~~\n",
+    "````\n",
+    "   ",
+    "    ",
+    "# ",
+    "## ",
+    "word\n",
+    "===\n",
+    "\n",
+    "> ",
+    "- ",
+    "title: x\n",
+    "[a]",
+    "<div>\n",
+    "\t",
+    "\r\n",
+    "\r",
+]
 
 
 @settings(max_examples=300, deadline=None)

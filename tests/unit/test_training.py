@@ -12,15 +12,37 @@ from training.data import DatasetError
 from training.registry import AdapterRegistry, RegistryError
 from training.sft import train_sft
 
-MANIFEST_FIELDS = ("name", "kind", "method", "base_model", "dataset", "dataset_sha256",
-                   "hyperparameters", "metrics", "created", "files")  # fmt: skip
+MANIFEST_FIELDS = (
+    "name",
+    "kind",
+    "method",
+    "base_model",
+    "dataset",
+    "dataset_sha256",
+    "hyperparameters",
+    "metrics",
+    "created",
+    "files",
+)
 
 
 @pytest.fixture
 def sft_data(tmp_path):
     path = tmp_path / "sft.jsonl"
-    lines = [json.dumps({"instruction": f"What is {i} plus {i}?", "output": f"It is {2 * i}."}) for i in range(10)]
-    lines.append(json.dumps({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}))
+    lines = [
+        json.dumps({"instruction": f"What is {i} plus {i}?", "output": f"It is {2 * i}."})
+        for i in range(10)
+    ]
+    lines.append(
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "user", "content": "Hi"},
+                    {"role": "assistant", "content": "Hello!"},
+                ]
+            }
+        )
+    )
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -35,8 +57,19 @@ def cls_data(tmp_path):
 
 
 def _sft_args(tiny_model, data, method, **kw):
-    return validate(SFTArgs(name=f"tiny-{method}", dataset=str(data), base_model=tiny_model, method=method,
-                            max_steps=2, batch_size=4, logging_steps=1, forgetting_check=False, **kw))  # fmt: skip
+    return validate(
+        SFTArgs(
+            name=f"tiny-{method}",
+            dataset=str(data),
+            base_model=tiny_model,
+            method=method,
+            max_steps=2,
+            batch_size=4,
+            logging_steps=1,
+            forgetting_check=False,
+            **kw,
+        )
+    )
 
 
 @pytest.mark.parametrize("method", ["lora", "ia3", "prefix", "prompt", "full"])
@@ -71,10 +104,22 @@ def test_each_classifier_method_trains_and_predicts(tmp_path, tiny_model, cls_da
     from indexing.embedding import resolve_embedder
 
     registry = AdapterRegistry(tmp_path / "adapters")
-    args = validate(ClassifyArgs(name=f"cls-{method}", dataset=str(cls_data), base_model=tiny_model,
-                                 method=method, max_steps=3, batch_size=8, eval_file=str(cls_data),
-                                 test_file=str(cls_data), logging_steps=1))  # fmt: skip
-    manifest = train_classifier(args, registry, tmp_path / "runs", embedder_path=resolve_embedder("default"))
+    args = validate(
+        ClassifyArgs(
+            name=f"cls-{method}",
+            dataset=str(cls_data),
+            base_model=tiny_model,
+            method=method,
+            max_steps=3,
+            batch_size=8,
+            eval_file=str(cls_data),
+            test_file=str(cls_data),
+            logging_steps=1,
+        )
+    )
+    manifest = train_classifier(
+        args, registry, tmp_path / "runs", embedder_path=resolve_embedder("default")
+    )
     assert manifest.kind == "classifier" and 0 <= manifest.metrics["test"]["accuracy"] <= 1
     if method != "features":
         assert manifest.metrics["max_weight_change"] > 0
@@ -94,8 +139,11 @@ def test_bad_inputs_leave_the_registry_unchanged(tmp_path, tiny_model, sft_data,
     no_label = tmp_path / "nolabel.tsv"
     no_label.write_text("sentence\tstars\ngood\t5\n")
     with pytest.raises(DatasetError, match="no 'label' column"):
-        train_classifier(validate(ClassifyArgs(name="x", dataset=str(no_label), base_model=tiny_model)),
-                         registry, tmp_path / "runs")  # fmt: skip
+        train_classifier(
+            validate(ClassifyArgs(name="x", dataset=str(no_label), base_model=tiny_model)),
+            registry,
+            tmp_path / "runs",
+        )
     with pytest.raises(ConfigError, match="method='dance' is not one of"):
         load_args(SFTArgs, None, {"name": "x", "dataset": str(sft_data), "method": "dance"})
     with pytest.raises(ConfigError, match=r"lora_r=0 is outside the allowed range 1\.\.256"):
@@ -131,10 +179,16 @@ def test_adapter_with_another_base_is_refused_at_load(tmp_path, monkeypatch):
 
     registry = AdapterRegistry(tmp_path / "adapters")
     staging = registry.staging("other-base")
-    registry.commit(staging, Manifest(name="other-base", kind="lora", method="lora", base_model="/m/Qwen2-0.5B"))
-    service = AdapterService(registry, VLLMGenerator("http://127.0.0.1:9/v1", "base"), PeftGenerator(registry))
+    registry.commit(
+        staging, Manifest(name="other-base", kind="lora", method="lora", base_model="/m/Qwen2-0.5B")
+    )
+    service = AdapterService(
+        registry, VLLMGenerator("http://127.0.0.1:9/v1", "base"), PeftGenerator(registry)
+    )
     monkeypatch.setattr(service, "server_model", lambda: "/models/SmolLM2-135M-Instruct")
-    with pytest.raises(AdapterError, match="trained on 'Qwen2-0.5B' but the server runs 'SmolLM2-135M-Instruct'"):
+    with pytest.raises(
+        AdapterError, match="trained on 'Qwen2-0.5B' but the server runs 'SmolLM2-135M-Instruct'"
+    ):
         service.load("other-base")
     with pytest.raises(AdapterError, match="unknown adapter 'ghost'"):
         service.load("ghost")
@@ -148,12 +202,16 @@ def test_a_merged_lora_computes_what_base_plus_adapter_computes(tmp_path, tiny_m
     from training.merge import MANIFEST, merge_adapter
 
     registry = AdapterRegistry(tmp_path / "adapters")
-    train_sft(_sft_args(tiny_model, sft_data, "lora", learning_rate=0.05), registry, tmp_path / "runs")
+    train_sft(
+        _sft_args(tiny_model, sft_data, "lora", learning_rate=0.05), registry, tmp_path / "runs"
+    )
     folder = merge_adapter(registry, "tiny-lora", tmp_path / "merged")
     assert json.loads((folder / MANIFEST).read_text())["adapter"] == "tiny-lora"
     ids = torch.tensor([[1, 5, 9, 13, 2]])
     with torch.no_grad():
-        adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), registry.path("tiny-lora"))
+        adapted = PeftModel.from_pretrained(
+            AutoModelForCausalLM.from_pretrained(tiny_model), registry.path("tiny-lora")
+        )
         merged = AutoModelForCausalLM.from_pretrained(folder)
         base = AutoModelForCausalLM.from_pretrained(tiny_model)
         assert torch.allclose(merged(ids).logits, adapted(ids).logits, atol=1e-4)

@@ -16,8 +16,11 @@ CASES = REPO / "tests" / "data" / "cases" / "ingest" / "upload_names"
 
 
 def upload(client, name: str, body: bytes, collection: str = "names") -> dict:
-    response = client.post("/v1/ingest", files=[("files", (name, body, "text/markdown"))],
-                           data={"collection": collection})  # fmt: skip
+    response = client.post(
+        "/v1/ingest",
+        files=[("files", (name, body, "text/markdown"))],
+        data={"collection": collection},
+    )
     assert response.status_code == 200, response.text
     return response.json()["files"][0]
 

@@ -59,8 +59,15 @@ def test_a_spawned_worker_of_the_launcher_gets_the_bound_too(tmp_path):
     )
     (tmp_path / "spawner.py").write_text(script)
     env = {"PYTHONPATH": ":".join(sys.path), SPIN_ENV: "0.25"}
-    result = subprocess.run([sys.executable, str(tmp_path / "spawner.py")], env=env, capture_output=True,
-                            text=True, timeout=300, cwd=REPO)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "spawner.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "0.25"
 
@@ -69,5 +76,7 @@ def test_the_engine_runs_the_launcher_with_the_configured_spin(tmp_path):
     engine = VLLMEngine(GeneratorSettings(), "some/model", tmp_path / "vllm.log")
     assert engine.command()[1:3] == ["-m", SERVER_MODULE]
     assert engine.environment()[SPIN_ENV] == "0.1"
-    keep_vllm_default = VLLMEngine(GeneratorSettings(worker_spin_s=None), "some/model", tmp_path / "vllm.log")
+    keep_vllm_default = VLLMEngine(
+        GeneratorSettings(worker_spin_s=None), "some/model", tmp_path / "vllm.log"
+    )
     assert SPIN_ENV not in keep_vllm_default.environment()

@@ -31,8 +31,14 @@ def test_votes_leaderboard_and_export(tmp_path):
     out = tmp_path / "prefs.jsonl"
     assert store.export_preferences(out) == 3
     first = json.loads(out.read_text().splitlines()[0])
-    assert first == {"prompt": "q?", "chosen": "grounded [1]", "rejected": "guess", "chosen_variant": "rag",
-                     "rejected_variant": "zero-shot", "comment": "note"}  # fmt: skip
+    assert first == {
+        "prompt": "q?",
+        "chosen": "grounded [1]",
+        "rejected": "guess",
+        "chosen_variant": "rag",
+        "rejected_variant": "zero-shot",
+        "comment": "note",
+    }
 
 
 def test_failed_or_repeated_votes_are_refused(tmp_path):

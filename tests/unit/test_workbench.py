@@ -22,7 +22,9 @@ def test_every_recipe_fills_the_form_from_its_bundled_config():
 
 def test_out_of_range_hyperparameters_are_refused_with_the_range(tmp_path):
     store = JobStore(tmp_path / "jobs")
-    with pytest.raises(ConfigError, match=r"learning_rate=5.0 is outside the allowed range 1e-07..1.0"):
+    with pytest.raises(
+        ConfigError, match=r"learning_rate=5.0 is outside the allowed range 1e-07..1.0"
+    ):
         submit_training(store, REPO, "sft / lora", {"name": "x", "learning_rate": 5.0})
     assert store.list() == []
 
@@ -38,7 +40,9 @@ def test_a_bad_dataset_is_refused_with_its_line_before_the_job_starts(tmp_path):
 
 def test_a_valid_form_queues_the_cli_command(tmp_path):
     store = JobStore(tmp_path / "jobs")
-    job_id = submit_training(store, REPO, "dpo", {"name": "ui-dpo", "max_steps": 3.0, "learning_rate": 0.0001})
+    job_id = submit_training(
+        store, REPO, "dpo", {"name": "ui-dpo", "max_steps": 3.0, "learning_rate": 0.0001}
+    )
     job = store.get(job_id)
     assert job.state == "queued" and job.run_name == "ui-dpo"
     assert job.command[1:4] == ["train", "dpo", "--config"] and "max_steps=3" in job.command
@@ -54,7 +58,9 @@ def test_documents_tab_refuses_bad_uploads_and_ingests_the_rest(make_settings, e
     good.write_text("# Note\n\nKites fly in steady wind.\n")
     bad.write_bytes(b"MZ")
     pipeline = build_ingest_pipeline(settings, embedder=embedder)
-    summary, rows = ingest_files(pipeline, settings, [str(good), str(bad)], "", "notes", "structure")
+    summary, rows = ingest_files(
+        pipeline, settings, [str(good), str(bad)], "", "notes", "structure"
+    )
     assert "added 1" in summary and "failed 1" in summary
     assert {r[0]: r[1] for r in rows} == {"tool.exe": "failed", "note.md": "added"}
     assert upload_path(settings.uploads_dir, "notes", "note.md").exists()
