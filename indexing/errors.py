@@ -1,0 +1,57 @@
+"""The one base of the errors a user can fix, shared by every package and front end.
+
+It lives in ``indexing``, the lowest layer, so that ``training``, ``evals`` and ``app``
+can all derive from it without importing upwards. A subclass sets what the front ends
+need: ``status`` (the HTTP status the API answers with), ``error_type`` (OpenAI's
+``error.type``) and ``label`` (the API's error metric label). Each front end maps
+``RagtuneError`` once: the CLI prints ``error: <message>`` and exits 2, the API answers
+``status`` with an OpenAI-shaped body, the UI shows the message in the page. Anything
+that is not a ``RagtuneError`` is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class RagtuneError(Exception):
+    """An error the user can fix; the message names the file, line, field or name and why.
+
+    Class attributes, overridden by subclasses:
+        status: HTTP status of the API's answer (400: the request is wrong).
+        error_type: OpenAI ``error.type`` of that answer.
+        label: value of the ``reason`` label of the API's error counter.
+        param: the request field at fault, when one is (OpenAI ``error.param``).
+    """
+
+    status: int = 400
+    error_type: str = "invalid_request_error"
+    label: str = "user_error"
+    param: str | None = None
+
+    @property
+    def user_message(self) -> str:
+        """The message shown to the user (the exception's text)."""
+        return str(self)
+
+
+class NotFound(RagtuneError):
+    """A named thing (adapter, collection, dataset, job, model) does not exist."""
+
+    status = 404
+    error_type = "not_found"
+    label = "not_found"
+
+
+class Conflict(RagtuneError):
+    """The request clashes with the current state (a busy collection, an existing name)."""
+
+    status = 409
+    error_type = "conflict"
+    label = "conflict"
+
+
+class Unavailable(RagtuneError):
+    """A needed service or model is not available right now; retrying later may work."""
+
+    status = 503
+    error_type = "service_unavailable"
+    label = "unavailable"
