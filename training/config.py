@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from training.methods import CLASSIFY_METHODS, SFT_METHODS
+
 
 class ConfigError(ValueError):
     """A config file or value is wrong; the message names the field and allowed range."""
@@ -64,9 +66,7 @@ class TrainArgs:
 class SFTArgs(TrainArgs):
     """Instruction tuning (supervised finetuning on chat or instruction data)."""
 
-    method: str = arg(
-        "lora", "Adaptation method.", choices=("lora", "ia3", "prefix", "prompt", "full")
-    )
+    method: str = arg("lora", "Adaptation method.", choices=tuple(SFT_METHODS))
     lora_r: int = arg(8, "LoRA rank (size of the low-rank matrices).", low=1, high=256)
     lora_alpha: int = arg(
         16, "LoRA scaling numerator (the update is scaled by alpha / r).", low=1, high=1024
@@ -91,7 +91,7 @@ class SFTArgs(TrainArgs):
 class ClassifyArgs(TrainArgs):
     """Text classification: features + scikit-learn, a new head, LoRA or full finetuning."""
 
-    method: str = arg("features", "Approach.", choices=("features", "head", "lora", "full"))
+    method: str = arg("features", "Approach.", choices=tuple(CLASSIFY_METHODS))
     text_column: str = arg("", "Text column (default: 'text', else 'sentence').")
     label_column: str = arg("label", "Label column.")
     train_rows: int = arg(

@@ -1,26 +1,35 @@
-"""The adaptation methods, registered by name: adding one touches only this file.
+"""The adaptation methods and the adapter kinds they make: adding a method touches only this file.
 
-Each SFT method maps to a peft config builder (``None`` for full finetuning) and the
-manifest ``kind`` that tells the serving side how to load the result: vLLM hot-loads
-``lora``; ``prefix``, ``prompt`` and ``ia3`` go to the transformers + peft generator;
-``full`` is served as its own model.
+Each SFT method names a peft config builder (``None`` for full finetuning, saved as a
+complete model), the manifest ``kind`` of what it trains and where that kind is served:
+vLLM hot-loads ``lora``; ``prefix``, ``prompt``, ``ia3`` and ``full`` go to the
+transformers + peft generator. The classifier trainer writes ``classifier`` adapters and
+the reward trainer ``reward`` ones, which only score; DPO and PPO write ``lora``
+policies. Everything else reads these tables: the ``method`` choices of
+``training.config``, ``ragtune train methods``, the Train tab, the registry's list of
+chat adapters and the app's adapter service (``app.adapters``), which routes by kind.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from training.config import SFTArgs
+if TYPE_CHECKING:  # training.config reads the method names from here
+    from training.config import SFTArgs
+
+VLLM = "vllm"  # hot-loaded into the running vLLM engine (its runtime LoRA API)
+PEFT = "transformers+peft"  # generated in the app's process by app.generation.peft_backend
 
 
 @dataclass(frozen=True)
 class SFTMethod:
-    """An instruction-tuning method."""
+    """An instruction-tuning method: what it trains, and where its result is served."""
 
     name: str
     kind: str
+    served_by: str
     description: str
     peft_config: Callable[[SFTArgs], Any] | None
 
@@ -69,13 +78,21 @@ def _prompt(args: SFTArgs):
 SFT_METHODS: dict[str, SFTMethod] = {
     m.name: m
     for m in (
-        SFTMethod("lora", "lora", "Low-rank update matrices on the attention projections.", _lora),
         SFTMethod(
-            "ia3", "ia3", "Learned rescaling of keys, values and feed-forward activations.", _ia3
+            "lora", "lora", VLLM, "Low-rank update matrices on the attention projections.", _lora
         ),
-        SFTMethod("prefix", "prefix", "Learned key/value prefixes at every layer.", _prefix),
-        SFTMethod("prompt", "prompt", "Learned soft-prompt embeddings before the input.", _prompt),
-        SFTMethod("full", "full", "All weights trained; saved as a complete model.", None),
+        SFTMethod(
+            "ia3",
+            "ia3",
+            PEFT,
+            "Learned rescaling of keys, values and feed-forward activations.",
+            _ia3,
+        ),
+        SFTMethod("prefix", "prefix", PEFT, "Learned key/value prefixes at every layer.", _prefix),
+        SFTMethod(
+            "prompt", "prompt", PEFT, "Learned soft-prompt embeddings before the input.", _prompt
+        ),
+        SFTMethod("full", "full", PEFT, "All weights trained; saved as a complete model.", None),
     )
 }
 
@@ -92,3 +109,25 @@ PREFERENCE_METHODS = {
     "ppo": {"ppo": "PPO: a LoRA policy maximises a reward with a KL penalty to the base."},
     "dpo": {"dpo": "DPO: a LoRA policy learns the preferences directly, no reward model."},
 }
+
+# Kinds that score instead of generating (every classify method, the reward model), with
+# what to run instead of a chat; ``{name}`` is the adapter's name.
+SCORING_KINDS = {
+    "classifier": "{name!r} is a classifier; use `ragtune classify TEXT --adapter {name}`",
+    "reward": "{name!r} is a reward model; use `ragtune reward score --adapter {name}`",
+}
+# manifest kind -> where adapters of it are served (the DPO and PPO policies are "lora")
+SERVED_BY: dict[str, str] = {m.kind: m.served_by for m in SFT_METHODS.values()}
+# Kinds that generate text (chat, A/B, the API), in method order.
+GENERATIVE_KINDS: tuple[str, ...] = tuple(SERVED_BY)
+# Kinds saved as a complete model rather than as an adapter on the base model.
+WHOLE_MODEL_KINDS = frozenset(m.kind for m in SFT_METHODS.values() if m.peft_config is None)
+
+
+def served_by(kind: str) -> str:
+    """Where an adapter of manifest ``kind`` is served: ``VLLM`` or ``PEFT``.
+
+    A kind this version does not know (a newer ragtune's) is tried with transformers +
+    peft. Scoring kinds (``SCORING_KINDS``) are not served; callers refuse them first.
+    """
+    return SERVED_BY.get(kind, PEFT)

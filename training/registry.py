@@ -16,10 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.methods import GENERATIVE_KINDS
+
 MANIFEST = "manifest.json"
-KINDS = ("lora", "ia3", "prefix", "prompt", "full", "classifier", "reward")
-# Kinds that generate text (chat, A/B, vLLM); classifiers and reward models only score.
-GENERATIVE_KINDS = ("lora", "ia3", "prefix", "prompt", "full")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -104,7 +103,7 @@ class AdapterRegistry:
         return sorted(manifests, key=lambda m: m.created, reverse=True)
 
     def generative(self) -> list[str]:
-        """Names of the adapters a chat can answer with, newest first."""
+        """Names of the adapters a chat can answer with (``GENERATIVE_KINDS``), newest first."""
         return [m.name for m in self.list() if m.kind in GENERATIVE_KINDS]
 
     def size_bytes(self, name: str) -> int:
