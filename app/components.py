@@ -87,7 +87,7 @@ def build_store(settings: Settings) -> VectorStore:
     return VectorStore(
         settings.vector_store,
         settings.chroma_dir,
-        settings.data_dir / "indexes",
+        settings.indexes_dir,
         bm25_language=settings.indexing.bm25_language,
     )
 

@@ -2,10 +2,10 @@
 
 Each job is a ``ragtune`` CLI command run in its own process, so a crash or an
 out-of-memory kill in training never takes the web server down. Its state lives in
-``<data_dir>/jobs/<id>/job.json`` with the process output beside it (``output.log``,
-``result.json``), so a page reload or an app restart shows queued, running, finished and
-failed jobs with their logs. On these 2-core machines one heavy job runs at a time; the
-rest wait in a visible queue.
+``<jobs_dir>/<id>/job.json`` (``Settings.jobs_dir``, ``<data_dir>/jobs``) with the process
+output beside it (``output.log``, ``result.json``), so a page reload or an app restart shows
+queued, running, finished and failed jobs with their logs. On these 2-core machines one
+heavy job runs at a time; the rest wait in a visible queue.
 """
 
 from __future__ import annotations

@@ -117,8 +117,8 @@ def create_app(settings: Settings, *, chat: ChatService | None = None) -> FastAP
         lambda: build_ingest_pipeline(settings, store=store, embedder=embedder),
     )
     variants = load_variants(settings.variants_file) if settings.variants_file.exists() else {}
-    votes = VoteStore(settings.data_dir / "votes.sqlite3")
-    jobs = JobStore(settings.data_dir / "jobs")
+    votes = VoteStore(settings.votes_db)
+    jobs = JobStore(settings.jobs_dir)
     JobRunner(
         jobs, env=job_environment(settings), cwd=REPO
     ).start()  # a daemon thread; jobs outlive it
@@ -132,7 +132,7 @@ def create_app(settings: Settings, *, chat: ChatService | None = None) -> FastAP
         jobs=jobs,
         pipeline=lambda: build_ingest_pipeline(settings, store=store, embedder=embedder),
     )
-    reports = settings.data_dir / "evals"
+    reports = settings.evals_dir
     reports.mkdir(parents=True, exist_ok=True)
     return gr.mount_gradio_app(
         api,

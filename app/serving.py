@@ -15,7 +15,7 @@ from app.settings import Settings
 def local_engine(settings: Settings) -> VLLMEngine:
     """The engine ``ragtune serve`` would start for these settings."""
     model = resolve_generator_model(settings.generator.model, settings.models_dir)
-    return VLLMEngine(settings.generator, model, settings.data_dir / "logs" / "vllm.log")
+    return VLLMEngine(settings.generator, model, settings.engine_log)
 
 
 def run_server(settings: Settings, *, start_engine: bool = True) -> None:

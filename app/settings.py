@@ -209,10 +209,17 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _YamlSource(settings_cls))
 
+    # The data folder's layout: every path under data_dir is derived here and only here.
+
     @property
     def models_dir(self) -> Path:
         """Where converted models are cached."""
         return self.data_dir / "models"
+
+    @property
+    def merged_models_dir(self) -> Path:
+        """Models made by merging an adapter into its base, one folder per adapter name."""
+        return self.models_dir / "merged"
 
     @property
     def adapters_root(self) -> Path:
@@ -230,9 +237,44 @@ class Settings(BaseSettings):
         return self.data_dir / "uploads"
 
     @property
+    def dataset_uploads_dir(self) -> Path:
+        """Training datasets uploaded in the Train tab."""
+        return self.uploads_dir / "datasets"
+
+    @property
     def chroma_dir(self) -> Path:
         """Where the embedded Chroma database lives."""
         return self.vector_store.path or self.data_dir / "chroma"
+
+    @property
+    def indexes_dir(self) -> Path:
+        """The lexical (BM25) sidecar indexes, one folder per collection."""
+        return self.data_dir / "indexes"
+
+    @property
+    def votes_db(self) -> Path:
+        """The SQLite database of A/B votes."""
+        return self.data_dir / "votes.sqlite3"
+
+    @property
+    def jobs_dir(self) -> Path:
+        """Background jobs of the workbench, one folder per job."""
+        return self.data_dir / "jobs"
+
+    @property
+    def evals_dir(self) -> Path:
+        """Evaluation reports, one folder per run (``evals.report.report_folder``)."""
+        return self.data_dir / "evals"
+
+    @property
+    def logs_dir(self) -> Path:
+        """Logs of the processes ragtune starts."""
+        return self.data_dir / "logs"
+
+    @property
+    def engine_log(self) -> Path:
+        """Output of the local vLLM engine started by ``ragtune serve``."""
+        return self.logs_dir / "vllm.log"
 
 
 def settings_dir() -> Path:

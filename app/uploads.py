@@ -2,7 +2,8 @@
 
 Only configured types are accepted (415 otherwise) and each file is cut off at the size
 limit while it is written (413). An upload can never write outside
-``<data_dir>/uploads/<collection>/``, and two different names never share a file:
+``<uploads_dir>/<collection>/`` (``Settings.uploads_dir``, ``<data_dir>/uploads``), and two
+different names never share a file:
 
 - the stored name is the name the user gave (Unicode NFC), less only what cannot be part
   of one file name (folders, control characters, leading dots), so citations show it;

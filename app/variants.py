@@ -7,7 +7,7 @@ an adapter from the registry, in zero-shot, few-shot (N demonstrations) or RAG m
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import yaml
 
 from app.chat import Answer, ChatService
 from app.prompting import MODES
+from evals.runner import Answerer, Candidate, Predictor, SourcedAnswer
 from indexing.retrieval import RETRIEVER_KINDS
 
 
@@ -115,3 +116,34 @@ class VariantRunner:
     def answer(self, variant: Variant, question: str) -> Answer:
         """The variant's complete answer."""
         return self.chat.answer(question, adapter=variant.adapter, **self._kwargs(variant))
+
+    def answerer(self, variant: Variant) -> Answerer:
+        """``variant``'s answers as the eval runner takes them: question -> ``SourcedAnswer``.
+
+        The answer streams (prepare, then stream), so ``tokens`` counts the streamed deltas.
+        """
+
+        def answer(question: str) -> SourcedAnswer:
+            turn = self.prepare(variant, question)
+            deltas = list(self.stream(variant, turn))
+            return SourcedAnswer("".join(deltas), list(turn.sources), tokens=len(deltas))
+
+        return answer
+
+    def candidates(
+        self,
+        variants: list[Variant],
+        classifier: Callable[[str], Predictor] | None = None,
+    ) -> list[Candidate]:
+        """The eval runner's candidates for ``variants``, in order.
+
+        A variant with a ``classifier`` predicts through ``classifier(name)`` (loaded here,
+        once per variant; its errors propagate) when that factory is given; every other
+        variant answers through the chat service.
+        """
+        return [
+            Candidate(v.name, predict=classifier(v.classifier))
+            if v.classifier and classifier
+            else Candidate(v.name, answer=self.answerer(v))
+            for v in variants
+        ]

@@ -5,9 +5,19 @@ from __future__ import annotations
 import base64
 import html
 import json
+import time
 from pathlib import Path
 
 from evals.runner import ItemResult
+
+
+def report_folder(root: Path, name: str, when: float | None = None) -> Path:
+    """The folder of a new report: ``root/<name>-<YYYYmmdd-HHMMSS>``.
+
+    ``root`` is ``settings.evals_dir``; ``when`` is a Unix time (default: now), shown in
+    local time to the second.
+    """
+    return root / f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(when))}"
 
 
 def _plots(

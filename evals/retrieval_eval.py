@@ -14,12 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evals.metrics.retrieval import dedupe, hit_at_k, mrr_at_k, ndcg_at_k
+from training.data import DatasetError, read_jsonl
 
 METRICS = ("hit@1", "hit@3", "hit@5", "mrr@10", "ndcg@10")
-
-
-class DatasetError(ValueError):
-    """A dataset file or line is malformed; the message names the file and line."""
 
 
 @dataclass
@@ -61,10 +58,8 @@ class RetrievalReport:
 
 def load_dataset(path: Path) -> list[LabeledQuestion]:
     """Read a labeled set; a malformed line raises ``DatasetError`` naming its number."""
-    from training.data import read_jsonl
-
     questions = []
-    for number, record in read_jsonl(path, DatasetError):
+    for number, record in read_jsonl(path):
         try:
             question, relevant = record["question"], record["relevant"]
             if not isinstance(question, str) or not question.strip():

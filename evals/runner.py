@@ -1,8 +1,11 @@
-"""Batch comparison: every item of a suite answered by every variant, then scored.
+"""Batch comparison: every item of a suite answered by every candidate, then scored.
 
-Answers stream through the same chat service as the app (deltas are counted as tokens
-for tokens/s). A failed answer is recorded with its error and left out of the metrics,
-never scored as zero.
+A candidate is a name with a way of answering: an ``Answerer`` (question ->
+``SourcedAnswer``) or a classifier's ``Predictor``. The runner knows nothing of how an
+answer is made; the app turns each variant into a candidate
+(``app.variants.VariantRunner.candidates``), streaming through the same chat service as
+the app. A failed answer (a ``RagtuneError``) is recorded with its error and left out of
+the metrics, never scored as zero.
 """
 
 from __future__ import annotations
@@ -11,16 +14,21 @@ import itertools
 import statistics
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from app.variants import Variant, VariantRunner
 from evals.metrics.retrieval import dedupe, hit_at_k, mrr_at_k
 from evals.metrics.text import bleu, exact_match, rouge, token_f1
 from evals.retrieval_eval import matches
 from evals.stats import bootstrap_ci, paired_permutation_p
 from evals.suites import Item, Suite
+from indexing.errors import RagtuneError
+
+if TYPE_CHECKING:
+    from indexing.retrieval import RetrievedChunk
 
 QA_METRICS = (
     "rouge1",
@@ -39,9 +47,47 @@ QA_METRICS = (
 CLASSIFICATION_METRICS = ("accuracy", "latency_s")
 
 
+@dataclass(frozen=True)
+class SourcedAnswer:
+    """An answer with the sources it was given.
+
+    ``text``: the whole answer as generated (the runner strips it); ``sources``: the
+    retrieved chunks in prompt order (empty outside RAG); ``tokens``: pieces streamed,
+    the numerator of tokens/s (0 when the answer did not stream).
+    """
+
+    text: str
+    sources: list[RetrievedChunk] = field(default_factory=list)
+    tokens: int = 0
+
+
+Answerer = Callable[[str], SourcedAnswer]
+"""question -> its answer with sources; raises a ``RagtuneError`` the user can fix."""
+
+Predictor = Callable[[list[str]], list[tuple[str, float]]]
+"""texts -> (label, probability) for each text, in order."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One named way of answering a suite: a chat ``answer`` or a classifier's ``predict``.
+
+    With ``predict`` set the item text goes to the classifier as is and ``answer`` is not
+    used. Raises ``ValueError`` when neither is set.
+    """
+
+    name: str
+    answer: Answerer | None = None
+    predict: Predictor | None = None
+
+    def __post_init__(self) -> None:
+        if self.answer is None and self.predict is None:
+            raise ValueError(f"candidate {self.name!r} needs an answer or a predict function")
+
+
 @dataclass
 class ItemResult:
-    """One variant's answer to one item, with its scores."""
+    """One candidate's answer to one item, with its scores (``variant``: the candidate's name)."""
 
     variant: str
     index: int
@@ -66,45 +112,44 @@ def parse_label(answer: str, labels: dict[str, str]) -> str | None:
 
 def run_suite(
     suite: Suite,
-    variants: list[Variant],
-    runner: VariantRunner,
+    candidates: list[Candidate],
     *,
     embed: Callable[[list[str]], np.ndarray] | None = None,
-    classifier: Callable[[str], Callable[[list[str]], list[tuple[str, float]]]] | None = None,
     on_item: Callable[[], None] | None = None,
     concurrency: int = 4,
 ) -> list[ItemResult]:
-    """Answer and score every item with every variant.
+    """Answer and score every item with every candidate.
 
     Up to ``concurrency`` answers are in flight at once, so a vLLM server batches them;
-    results come back in (variant, item) order whatever the completion order.
+    results come back in (candidate, item) order whatever the completion order.
+    ``embed`` (texts -> unit vectors, one row each) adds ``embedding_similarity``;
+    ``on_item`` is called once per finished answer. An answer that raises a
+    ``RagtuneError`` becomes an ``ItemResult`` with ``error`` set; other exceptions
+    propagate.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    predictors = {v.name: classifier(v.classifier) for v in variants if v.classifier and classifier}
     jobs = [
-        (variant, index, item) for variant in variants for index, item in enumerate(suite.items)
+        (candidate, index, item)
+        for candidate in candidates
+        for index, item in enumerate(suite.items)
     ]
 
-    def one(job) -> ItemResult:
-        from app.errors import user_error_types
-
-        variant, index, item = job
+    def one(job: tuple[Candidate, int, Item]) -> ItemResult:
+        candidate, index, item = job
         result = ItemResult(
-            variant.name, index, item.question, reference=item.reference or (item.label or "")
+            candidate.name, index, item.question, reference=item.reference or (item.label or "")
         )
         try:
-            if variant.name in predictors:
+            if candidate.predict is not None:
                 started = time.perf_counter()
-                label, _ = predictors[variant.name]([item.question])[0]
+                label, _ = candidate.predict([item.question])[0]
                 result.answer = label
                 result.scores = {
                     "accuracy": float(label == item.label),
                     "latency_s": time.perf_counter() - started,
                 }
             else:
-                _answer(runner, variant, suite, item, result, embed)
-        except user_error_types() as exc:
+                _answer(candidate.answer, suite, item, result, embed)
+        except RagtuneError as exc:
             result.error = str(exc)
         if on_item:
             on_item()
@@ -114,18 +159,23 @@ def run_suite(
         return list(pool.map(one, jobs))
 
 
-def _answer(runner, variant, suite, item: Item, result: ItemResult, embed) -> None:
+def _answer(
+    answer: Answerer,
+    suite: Suite,
+    item: Item,
+    result: ItemResult,
+    embed: Callable[[list[str]], np.ndarray] | None,
+) -> None:
     question = (
         suite.prompt.format(text=item.question) if suite.kind == "classification" else item.question
     )
     started = time.perf_counter()
-    turn = runner.prepare(variant, question)
-    deltas = list(runner.stream(variant, turn))
+    answered = answer(question)
     latency = time.perf_counter() - started
-    result.answer = "".join(deltas).strip()
+    result.answer = answered.text.strip()
     result.sources = [
         {"source": s.source, "page": s.page, "score": s.score, "also_in": s.also_in}
-        for s in turn.sources
+        for s in answered.sources
     ]
     if suite.kind == "classification":
         predicted = parse_label(result.answer, suite.labels)
@@ -137,14 +187,14 @@ def _answer(runner, variant, suite, item: Item, result: ItemResult, embed) -> No
         "exact_match": exact_match(result.answer, item.reference),
         "token_f1": token_f1(result.answer, item.reference),
         "latency_s": latency,
-        "tokens_per_s": len(deltas) / latency if latency else 0.0,
+        "tokens_per_s": answered.tokens / latency if latency else 0.0,
     }
     if embed is not None and result.answer:
         vectors = embed([result.answer, item.reference])
         scores["embedding_similarity"] = float(vectors[0] @ vectors[1])
-    if item.relevant and turn.sources:
+    if item.relevant and answered.sources:
         ranked = dedupe(
-            [name for s in turn.sources for name in (s.source, *s.also_in)]
+            [name for s in answered.sources for name in (s.source, *s.also_in)]
         )  # a shared text's files
         hits = {s for s in ranked if any(matches(s, label) for label in item.relevant)}
         scores.update(

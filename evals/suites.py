@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from training.data import DatasetError, load_labeled, read_jsonl
+
 
 class SuiteError(ValueError):
     """A suite file or its data is wrong; the message names the file and line."""
@@ -69,8 +71,6 @@ def load_suite(path: Path, base: Path | None = None) -> Suite:
 
 
 def _qa_items(path: Path) -> list[Item]:
-    from training.data import read_jsonl
-
     if not path.exists():
         raise SuiteError(f"{path}: no such data file")
     items = []
@@ -88,8 +88,6 @@ def _qa_items(path: Path) -> list[Item]:
 
 
 def _classification_items(path: Path, spec: dict) -> list[Item]:
-    from training.data import DatasetError, load_labeled
-
     try:
         data = load_labeled(path).sample(spec.get("limit"), seed=int(spec.get("seed", 0)))
     except DatasetError as exc:

@@ -144,7 +144,7 @@ def merge(
         folder = merge_adapter(
             build_registry(settings),
             name,
-            output or settings.models_dir / "merged" / name,
+            output or settings.merged_models_dir / name,
             overwrite,
         )
     if as_json:

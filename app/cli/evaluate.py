@@ -39,7 +39,8 @@ def retrieval(
     import json
 
     from app.components import build_embedder, build_retrievers, build_store
-    from evals.retrieval_eval import DatasetError, evaluate, load_dataset
+    from evals.retrieval_eval import evaluate, load_dataset
+    from training.data import DatasetError
 
     settings = load_cli_settings()
     name = collection or settings.indexing.default_collection
@@ -100,11 +101,9 @@ def run(
     plots: metrics with 95% bootstrap intervals, paired permutation tests between every
     pair of variants, and the latency distribution.
     """
-    import time as clock
-
     from app.components import build_chat_service, build_embedder, build_registry
     from app.variants import VariantRunner, load_variants, pick
-    from evals.report import write_report
+    from evals.report import report_folder, write_report
     from evals.runner import CLASSIFICATION_METRICS, QA_METRICS, run_suite, summarise
     from evals.suites import load_suite
 
@@ -141,18 +140,13 @@ def run(
         ) as bar:
             results = run_suite(
                 loaded,
-                chosen,
-                VariantRunner(chat),
+                VariantRunner(chat).candidates(chosen, classifier),
                 embed=embedder.embed,
-                classifier=classifier,
                 on_item=bar.update,
                 concurrency=concurrency,
             )
         summary = summarise(results, metrics)
-        folder = (
-            output
-            or settings.data_dir / "evals" / f"{loaded.name}-{clock.strftime('%Y%m%d-%H%M%S')}"
-        )
+        folder = output or report_folder(settings.evals_dir, loaded.name)
         paths = write_report(
             folder,
             f"{loaded.name}: {', '.join(v.name for v in chosen)}",

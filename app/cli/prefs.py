@@ -26,7 +26,7 @@ def export(
     from evals.votes import VoteStore
 
     settings = load_cli_settings()
-    count = VoteStore(settings.data_dir / "votes.sqlite3").export_preferences(output)
+    count = VoteStore(settings.votes_db).export_preferences(output)
     if as_json:
         emit_json({"pairs": count, "output": str(output)})
     else:

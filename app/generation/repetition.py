@@ -14,39 +14,22 @@ arXiv:1510.03055, over a sliding window). Ordinary prose, lists and code keep th
 that completed the repeat is dropped and the stream ends (the upstream generator is
 closed, which aborts the request in vLLM). Loops with a period longer than about half
 the window are not caught; the decoding penalties (``generator.frequency_penalty``) are
-the first defence, this is the safety net. The same word split and ratio define the
-degeneration metric in ``evals.metrics.degeneration``.
+the first defence, this is the safety net. ``words`` and ``distinct_ngram_ratio`` are
+those of the degeneration metric (``evals.metrics.degeneration``, which defines them), so
+the guard and the metric count the same thing.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from evals.metrics.degeneration import distinct_ngram_ratio, words
+
 log = logging.getLogger(__name__)
 
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
-_WORD = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+(?:[./:@-][^\W{_CJK}]+)*")  # a.b/c-d is one word
 _TAIL_CHARS_PER_WORD = 24  # characters re-read per window word; longer "words" are rare
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased words of ``text``: letter/digit runs (joined across ``. / : @ -`` inside
-    file names, URLs and identifiers, so a repeated path is one word), and CJK characters."""
-    return _WORD.findall(text.lower())
-
-
-def distinct_ngram_ratio(tokens: list[str], n: int = 4) -> float:
-    """Distinct n-grams / all n-grams of ``tokens``, in [0, 1]; 1.0 when there are none.
-
-    A sequence shorter than ``n`` has no n-grams and cannot repeat one, hence 1.0.
-    """
-    total = len(tokens) - n + 1
-    if total <= 0:
-        return 1.0
-    return len({tuple(tokens[i : i + n]) for i in range(total)}) / total
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,13 @@ offers the files for download.
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import gradio as gr
 
 from app.jobs import RAGTUNE, JobStore
 from app.settings import Settings
+from evals.report import report_folder
 
 
 def submit_eval(
@@ -25,7 +25,7 @@ def submit_eval(
         raise ValueError("pick a suite")
     if not variants:
         raise ValueError("pick at least one variant")
-    output = settings.data_dir / "evals" / f"{Path(suite).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    output = report_folder(settings.evals_dir, Path(suite).stem)
     command = [
         RAGTUNE,
         "eval",

@@ -177,7 +177,7 @@ def build_train_tab(store: JobStore, settings: Settings, repo: Path) -> None:
     def take_upload(path):
         if not path:
             return gr.update()
-        target = settings.uploads_dir / "datasets" / Path(path).name
+        target = settings.dataset_uploads_dir / Path(path).name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)
         return gr.update(value=str(target))

@@ -1,18 +1,38 @@
 """Answers that repeat themselves, and answers that recite the prompt's instruction.
 
-Both are measured on words as ``app.generation.repetition.words`` splits them
-(lower-cased letter/digit runs; each CJK character a word), so punctuation, markdown
-and citation brackets neither hide nor cause a repeat.
+Both are measured on words as ``words`` splits them (lower-cased letter/digit runs;
+each CJK character a word), so punctuation, markdown and citation brackets neither hide
+nor cause a repeat. ``words`` and ``distinct_ngram_ratio`` live here, with the metric they
+define; the loop guard of chat answers (``app.generation.repetition``) uses the same two.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
-from app.generation.repetition import distinct_ngram_ratio, words
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_WORD = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+(?:[./:@-][^\W{_CJK}]+)*")  # a.b/c-d is one word
 
 DEGENERATE_BELOW = 0.6  # share of distinct 4-grams under which an answer is degenerate
 ECHO_WORDS = 8  # consecutive words shared with the instruction that make an echo
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words of ``text``: letter/digit runs (joined across ``. / : @ -`` inside
+    file names, URLs and identifiers, so a repeated path is one word), and CJK characters."""
+    return _WORD.findall(text.lower())
+
+
+def distinct_ngram_ratio(tokens: list[str], n: int = 4) -> float:
+    """Distinct n-grams / all n-grams of ``tokens``, in [0, 1]; 1.0 when there are none.
+
+    A sequence shorter than ``n`` has no n-grams and cannot repeat one, hence 1.0.
+    """
+    total = len(tokens) - n + 1
+    if total <= 0:
+        return 1.0
+    return len({tuple(tokens[i : i + n]) for i in range(total)}) / total
 
 
 def distinct_4gram_ratio(answer: str) -> float:

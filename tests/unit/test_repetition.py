@@ -16,15 +16,17 @@ import pytest
 
 from app.components import build_chat_service, generation_params, repetition_guard
 from app.generation.base import GenerationParams
-from app.generation.repetition import RepetitionGuard, distinct_ngram_ratio, words
+from app.generation.repetition import RepetitionGuard
 from app.prompting import RAG_INSTRUCTION
 from evals.metrics.degeneration import (
     degenerate,
     degeneration_rate,
     distinct_4gram_ratio,
+    distinct_ngram_ratio,
     echo_rate,
     echoes,
     longest_shared_run,
+    words,
 )
 from tests.conftest import REPO
 

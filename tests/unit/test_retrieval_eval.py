@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 
 from app.cli.main import cli
 from evals.metrics.retrieval import dedupe, hit_at_k, mrr_at_k, ndcg_at_k
-from evals.retrieval_eval import DatasetError, load_dataset, score_ranking
+from evals.retrieval_eval import load_dataset, score_ranking
 from tests.conftest import REPO
+from training.data import DatasetError
 
 
 def test_ranking_metrics_match_hand_computation():

@@ -52,3 +52,39 @@ def test_missing_profile_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("RAGTUNE_PROFILES", "nope")
     with pytest.raises(SettingsError, match="settings-nope.yaml"):
         load_settings()
+
+
+def test_data_paths_come_from_the_settings_with_their_overrides(make_settings, tmp_path):
+    settings = make_settings()
+    data = tmp_path / "data"
+    assert {
+        "models": settings.models_dir,
+        "merged": settings.merged_models_dir,
+        "adapters": settings.adapters_root,
+        "runs": settings.runs_dir,
+        "uploads": settings.uploads_dir,
+        "datasets": settings.dataset_uploads_dir,
+        "chroma": settings.chroma_dir,
+        "indexes": settings.indexes_dir,
+        "votes": settings.votes_db,
+        "jobs": settings.jobs_dir,
+        "evals": settings.evals_dir,
+        "logs": settings.logs_dir,
+        "engine log": settings.engine_log,
+    } == {
+        "models": data / "models",
+        "merged": data / "models" / "merged",
+        "adapters": data / "adapters",
+        "runs": data / "runs",
+        "uploads": data / "uploads",
+        "datasets": data / "uploads" / "datasets",
+        "chroma": data / "chroma",
+        "indexes": data / "indexes",
+        "votes": data / "votes.sqlite3",
+        "jobs": data / "jobs",
+        "evals": data / "evals",
+        "logs": data / "logs",
+        "engine log": data / "logs" / "vllm.log",
+    }
+    moved = make_settings(adapters_dir=tmp_path / "shared", vector_store={"path": tmp_path / "c"})
+    assert moved.adapters_root == tmp_path / "shared" and moved.chroma_dir == tmp_path / "c"
