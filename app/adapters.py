@@ -1,22 +1,31 @@
 """Serving trained adapters: hot-load LoRA into vLLM, route the rest to transformers + peft.
 
-The registry is the only source of adapters. A LoRA adapter is loaded into the running
-vLLM server through its runtime API (no restart); after loading, a probe prompt is
-answered greedily by base and adapter, and an adapter whose answer is identical is
-flagged, since a silently ignored adapter is a known failure of serving stacks.
+The registry is the only source of adapters, and ``training.methods`` says where each
+kind is served (``served_by``) and which kinds only score. A LoRA adapter is loaded into
+the running vLLM server through its runtime API (no restart); after loading, a probe
+prompt is answered greedily by base and adapter, and an adapter whose answer is identical
+is flagged, since a silently ignored adapter is a known failure of serving stacks.
+``app.components`` builds one ``AdapterService`` per process and hands it to the
+``RoutingGenerator``, the Adapters tab and the CLI.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-import httpx
-
-from app.generation.base import GenerationParams, GeneratorError, Message, ModelNotServed
+from app.generation.base import (
+    GenerationParams,
+    GeneratorError,
+    GeneratorUnavailable,
+    Message,
+    ModelNotServed,
+)
 from app.generation.peft_backend import PeftGenerator, folder_name
 from app.generation.vllm_client import VLLMGenerator
+from training.methods import SCORING_KINDS, VLLM, served_by
 from training.registry import AdapterRegistry, RegistryError
 
 PROBE = [{"role": "user", "content": "In one sentence, what is ragtune?"}]
@@ -50,7 +59,11 @@ class LoadResult:
 
 
 class AdapterService:
-    """Loads registry adapters where they can be served and routes generation to them."""
+    """Loads registry adapters where they can be served and routes generation to them.
+
+    ``stream`` and ``complete_stream`` answer with the base model (``adapter=None``) or a
+    registry adapter, on the engine that serves its kind.
+    """
 
     def __init__(
         self, registry: AdapterRegistry, vllm: VLLMGenerator | None, peft: PeftGenerator
@@ -61,19 +74,10 @@ class AdapterService:
         self._served_by: dict[str, str] = {}  # adapters already made servable in this process
         self._loading = threading.Lock()
 
-    def _root(self) -> str:
-        return self.vllm.base_url.removesuffix("/v1")
-
     def server_model(self) -> str:
-        """The model path the vLLM server runs (its base model)."""
-        try:
-            data = httpx.get(f"{self.vllm.base_url}/models", timeout=10).json()["data"]
-        except (httpx.HTTPError, KeyError, ValueError) as exc:
-            raise AdapterError(f"cannot ask the vLLM server which model it runs: {exc}") from None
-        for entry in data:
-            if entry["id"] == self.vllm.served_name:
-                return entry.get("root") or entry["id"]
-        raise AdapterError(f"the vLLM server does not serve {self.vllm.served_name!r}")
+        """The model path the vLLM server runs (its base model); ``AdapterError`` if unknown."""
+        with _refusals():
+            return self.vllm.served_model()
 
     def loaded(self) -> list[str]:
         """Adapters currently loaded in the vLLM server."""
@@ -87,17 +91,12 @@ class AdapterService:
             manifest = self.registry.get(name)
         except RegistryError as exc:
             raise AdapterError(str(exc)) from None
-        if manifest.kind == "classifier":
-            raise AdapterError(
-                f"{name!r} is a classifier; use `ragtune classify TEXT --adapter {name}`"
-            )
-        if manifest.kind == "reward":
-            raise AdapterError(
-                f"{name!r} is a reward model; use `ragtune reward score --adapter {name}`"
-            )
-        if manifest.kind != "lora":
-            self._served_by[name] = "transformers+peft"
-            return LoadResult(name, manifest.kind, "transformers+peft")
+        if manifest.kind in SCORING_KINDS:
+            raise AdapterError(SCORING_KINDS[manifest.kind].format(name=name))
+        where = served_by(manifest.kind)
+        if where != VLLM:
+            self._served_by[name] = where
+            return LoadResult(name, manifest.kind, where)
         if self.vllm is None:
             raise AdapterError("no vLLM server is configured to load LoRA adapters into")
         server = self.server_model()
@@ -108,17 +107,10 @@ class AdapterService:
             )
         with self._loading:  # concurrent first requests for one adapter load it once
             if name not in self.loaded():
-                response = httpx.post(
-                    f"{self._root()}/v1/load_lora_adapter",
-                    json={"lora_name": name, "lora_path": str(self.registry.path(name).resolve())},
-                    timeout=120,
-                )
-                if response.status_code != 200:
-                    raise AdapterError(
-                        f"the vLLM server refused adapter {name!r}: {response.text[:300]}"
-                    )
-        self._served_by[name] = "vllm"
-        result = LoadResult(name, "lora", "vllm")
+                with _refusals():
+                    self.vllm.load_lora(name, str(self.registry.path(name).resolve()))
+        self._served_by[name] = VLLM
+        result = LoadResult(name, manifest.kind, VLLM)
         if probe:
             result.base_answer = "".join(self.vllm.stream(PROBE, params=PROBE_PARAMS))
             result.adapter_answer = "".join(
@@ -134,19 +126,66 @@ class AdapterService:
     def unload(self, name: str) -> None:
         """Remove a LoRA adapter from the vLLM server."""
         self._served_by.pop(name, None)
-        response = httpx.post(
-            f"{self._root()}/v1/unload_lora_adapter", json={"lora_name": name}, timeout=60
-        )
-        if response.status_code != 200:
-            raise AdapterError(f"the vLLM server could not unload {name!r}: {response.text[:300]}")
+        with _refusals():
+            self.vllm.unload_lora(name)
 
     def choices(self) -> list[str]:
         """Adapters a chat can answer with (not classifiers or reward models)."""
         return self.registry.generative()
 
+    def stream(
+        self, messages: list[Message], *, adapter: str | None = None, params: GenerationParams
+    ) -> Iterator[str]:
+        """Text deltas from the base model or ``adapter``; a LoRA adapter loads on first use."""
+        return self._generate("stream", messages, adapter, params=params)
+
+    def complete_stream(
+        self,
+        messages: list[Message],
+        *,
+        adapter: str | None = None,
+        params: GenerationParams,
+        fields: dict,
+    ) -> Iterator[dict]:
+        """The API's chunks, served like ``stream`` (the adapter is loaded now, not at the first chunk)."""
+        return self._generate("complete_stream", messages, adapter, params=params, fields=fields)
+
+    def health(self) -> bool:
+        """True when the vLLM server answers ``/health``."""
+        return self.vllm.health()
+
+    def _generate(self, method: str, messages: list[Message], adapter: str | None, **kwargs):
+        """Call ``method`` of the engine serving ``adapter`` (the base model when None)."""
+        if adapter is None:
+            return getattr(self.vllm, method)(messages, adapter=None, **kwargs)
+        if self.load(adapter, probe=False).served_by != VLLM:
+            return getattr(self.peft, method)(messages, adapter=adapter, **kwargs)
+        return self._through_lora(method, messages, adapter, kwargs)
+
+    def _through_lora(self, method: str, messages: list[Message], adapter: str, kwargs: dict):
+        """Generate through a LoRA adapter; reload it once if the engine lost it (it was restarted)."""
+        call = getattr(self.vllm, method)
+        try:
+            yield from call(messages, adapter=adapter, **kwargs)
+        except ModelNotServed:
+            self.forget(adapter)
+            self.load(adapter, probe=False)
+            yield from call(messages, adapter=adapter, **kwargs)
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """The engine's refusals as ``AdapterError``; an unreachable engine stays ``GeneratorUnavailable``."""
+    try:
+        yield
+    except GeneratorUnavailable:
+        raise
+    except GeneratorError as exc:
+        raise AdapterError(str(exc)) from None
+
 
 class RoutingGenerator:
-    """The app's generator: base and LoRA requests to vLLM, other adapters to peft."""
+    """The app's generator: engines of their own by name (``generator.routes``), then the adapter service."""
 
     def __init__(
         self, service: AdapterService, routes: dict[str, VLLMGenerator] | None = None
@@ -158,7 +197,8 @@ class RoutingGenerator:
         self, messages: list[Message], *, adapter: str | None = None, params: GenerationParams
     ) -> Iterator[str]:
         """Route by name (``generator.routes``), then by the adapter's kind; LoRA loads on first use."""
-        return self._route("stream", messages, adapter, params=params)
+        backend, name = self._backend(adapter)
+        return backend.stream(messages, adapter=name, params=params)
 
     def complete_stream(
         self,
@@ -169,38 +209,18 @@ class RoutingGenerator:
         fields: dict,
     ) -> Iterator[dict]:
         """The API's chunks, routed like ``stream`` (the adapter is loaded now, not at the first chunk)."""
-        return self._route("complete_stream", messages, adapter, params=params, fields=fields)
-
-    def _route(self, method: str, messages: list[Message], adapter: str | None, **kwargs):
-        """Call ``method`` of the backend serving ``adapter``."""
         backend, name = self._backend(adapter)
-        if backend is not self.service.vllm or name is None:
-            return getattr(backend, method)(messages, adapter=name, **kwargs)
-        return self._through_lora(method, messages, name, kwargs)
-
-    def _through_lora(self, method: str, messages: list[Message], adapter: str, kwargs: dict):
-        """Generate through a LoRA adapter; reload it once if the engine lost it (it was restarted)."""
-        call = getattr(self.service.vllm, method)
-        try:
-            yield from call(messages, adapter=adapter, **kwargs)
-        except ModelNotServed:
-            self.service.forget(adapter)
-            self.service.load(adapter, probe=False)
-            yield from call(messages, adapter=adapter, **kwargs)
+        return backend.complete_stream(messages, adapter=name, params=params, fields=fields)
 
     def _backend(self, adapter: str | None):
-        """The generator serving ``adapter`` and the adapter name to hand it (None for a whole engine)."""
+        """The generator serving ``adapter`` and the adapter name to hand it (None: a whole engine or the base)."""
         name = adapter or "base"
         if name in self.routes:
             return self.routes[name], None
-        if name == "base":
-            return self.service.vllm, None
-        if self.service.load(adapter, probe=False).served_by == "vllm":
-            return self.service.vllm, adapter
-        return self.service.peft, adapter
+        return self.service, None if name == "base" else adapter
 
     def health(self) -> bool:
-        return self.service.vllm.health()
+        return self.service.health()
 
     def models(self) -> list[str]:
         return ["base", *self.service.choices()]

@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 
 def generator_url(settings: Settings) -> str:
     """OpenAI base URL of the generator: the remote one if set, else the local engine's."""
+    from app.generation.vllm_client import local_url
+
     g = settings.generator
-    return (g.url or f"http://{g.host}:{g.port}/v1").rstrip("/")
+    return (g.url or local_url(g)).rstrip("/")
 
 
 def build_registry(settings: Settings) -> AdapterRegistry:
@@ -33,13 +35,15 @@ def build_registry(settings: Settings) -> AdapterRegistry:
     return AdapterRegistry(settings.adapters_root)
 
 
-def build_adapter_service(settings: Settings) -> AdapterService:
-    """Adapter loading: LoRA into the vLLM server, the other kinds into transformers + peft."""
+def build_adapter_service(
+    settings: Settings, registry: AdapterRegistry | None = None
+) -> AdapterService:
+    """Adapter loading and routing: LoRA into the vLLM server, other kinds into transformers + peft."""
     from app.adapters import AdapterService
     from app.generation.peft_backend import PeftGenerator
     from app.generation.vllm_client import VLLMGenerator
 
-    registry = build_registry(settings)
+    registry = registry or build_registry(settings)
     vllm = VLLMGenerator(
         generator_url(settings),
         settings.generator.served_name,
@@ -48,8 +52,8 @@ def build_adapter_service(settings: Settings) -> AdapterService:
     return AdapterService(registry, vllm, PeftGenerator(registry))
 
 
-def build_generator(settings: Settings) -> Generator:
-    """The configured generator backend (routing adapters to where they are served)."""
+def build_generator(settings: Settings, adapters: AdapterService | None = None) -> Generator:
+    """The configured generator backend, routing through ``adapters`` (built here when None)."""
     if settings.generator.mode == "fake":
         from app.generation.fake import FakeGenerator
 
@@ -59,7 +63,20 @@ def build_generator(settings: Settings) -> Generator:
 
     g = settings.generator
     routes = {name: VLLMGenerator(url, name, g.request_timeout_s) for name, url in g.routes.items()}
-    return RoutingGenerator(build_adapter_service(settings), routes)
+    return RoutingGenerator(adapters or build_adapter_service(settings), routes)
+
+
+def build_generator_and_adapters(
+    settings: Settings, registry: AdapterRegistry | None = None
+) -> tuple[Generator, AdapterService | None]:
+    """The web app's generator and the one adapter service it routes through (for the UI too).
+
+    The service is None in fake mode: there is no engine to load adapters into.
+    """
+    if settings.generator.mode == "fake":
+        return build_generator(settings), None
+    adapters = build_adapter_service(settings, registry)
+    return build_generator(settings, adapters), adapters
 
 
 def generation_params(settings: Settings) -> GenerationParams:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
 from fastapi import FastAPI
@@ -18,7 +19,7 @@ from app.chat import ChatService
 from app.components import (
     build_chat_service,
     build_embedder,
-    build_generator,
+    build_generator_and_adapters,
     build_ingest_pipeline,
     build_registry,
     build_store,
@@ -37,6 +38,9 @@ from evals.votes import VoteStore
 from indexing.store import VectorStore
 from training.registry import AdapterRegistry
 
+if TYPE_CHECKING:
+    from app.adapters import AdapterService
+
 REPO = Path(__file__).resolve().parent.parent  # bundled configs, datasets and suites
 
 
@@ -50,11 +54,12 @@ def build_ui(
     settings: Settings,
     jobs: JobStore,
     pipeline,
+    adapter_service: AdapterService | None = None,
 ) -> gr.Blocks:
-    """The Gradio workbench: chat, A/B, leaderboard, documents, training, adapters, evaluation."""
-    service = getattr(
-        chat.generator, "service", None
-    )  # the adapter service behind a routing generator
+    """The Gradio workbench: chat, A/B, leaderboard, documents, training, adapters, evaluation.
+
+    ``adapter_service`` loads adapters for the Adapters tab (None: no engine to load into).
+    """
 
     def adapters() -> list[str]:
         return registry.generative()
@@ -72,7 +77,7 @@ def build_ui(
         with gr.Tab("Train"):
             build_train_tab(jobs, settings, REPO)
         with gr.Tab("Adapters"):
-            build_adapters_tab(registry, service)
+            build_adapters_tab(registry, adapter_service)
         with gr.Tab("Evaluate"):
             build_evaluate_tab(
                 jobs, settings, REPO, [n for n, v in variants.items() if not v.classifier]
@@ -96,18 +101,27 @@ def job_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def create_app(settings: Settings, *, chat: ChatService | None = None) -> FastAPI:
-    """FastAPI app with health endpoint and the Gradio UI at ``/``."""
+def create_app(
+    settings: Settings,
+    *,
+    chat: ChatService | None = None,
+    adapter_service: AdapterService | None = None,
+) -> FastAPI:
+    """FastAPI app with health endpoint and the Gradio UI at ``/``.
+
+    Without ``chat``, the chat and the adapter service its generator routes through are
+    built from the settings; a given ``chat`` comes with its ``adapter_service``, if any.
+    """
     check_binding(settings.ui, settings.api)
     store = build_store(settings)
     embedder = build_embedder(settings)
-    chat = chat or build_chat_service(
-        settings, generator=build_generator(settings), store=store, embedder=embedder
-    )
+    registry = build_registry(settings)
+    if chat is None:
+        generator, adapter_service = build_generator_and_adapters(settings, registry)
+        chat = build_chat_service(settings, generator=generator, store=store, embedder=embedder)
     api = FastAPI(
         title="ragtune", description="OpenAI-compatible chat over your documents and adapters."
     )
-    registry = build_registry(settings)
     install_api(
         api,
         settings,
@@ -131,6 +145,7 @@ def create_app(settings: Settings, *, chat: ChatService | None = None) -> FastAP
         settings=settings,
         jobs=jobs,
         pipeline=lambda: build_ingest_pipeline(settings, store=store, embedder=embedder),
+        adapter_service=adapter_service,
     )
     reports = settings.evals_dir
     reports.mkdir(parents=True, exist_ok=True)

@@ -19,9 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
-import httpx
-
 from app.generation import vllm_server
+from app.generation.vllm_client import VLLMGenerator, local_url
 from app.settings import GeneratorSettings
 
 # Preloading these speeds up vLLM on CPU by 5-15% (vLLM's CPU installation guide).
@@ -47,11 +46,12 @@ class VLLMEngine:
         self.model = model
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
+        self.client = VLLMGenerator(self.url, settings.served_name)
 
     @property
     def url(self) -> str:
         """OpenAI base URL of the server."""
-        return f"http://{self.settings.host}:{self.settings.port}/v1"
+        return local_url(self.settings)
 
     def command(self) -> list[str]:
         """The server command line."""
@@ -104,11 +104,7 @@ class VLLMEngine:
 
     def is_healthy(self) -> bool:
         """True when the server answers ``/health``."""
-        try:
-            root = self.url.removesuffix("/v1")
-            return httpx.get(f"{root}/health", timeout=3).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return self.client.health(timeout_s=3)
 
     def start(self) -> None:
         """Launch the server in the background (returns at once)."""

@@ -1,4 +1,7 @@
-"""Generator for adapters vLLM cannot serve: prompt, prefix and IA3 adapters, and full finetunes.
+"""Generator for the kinds ``training.methods`` serves with transformers + peft (``PEFT``).
+
+Those are the adapters vLLM cannot serve: prompt, prefix and IA3 adapters, and full
+finetunes (``WHOLE_MODEL_KINDS``, loaded as complete models).
 
 Runs transformers + peft in this process, one adapter resident at a time (loading is
 the slow part; switching is rare). Streaming uses transformers' TextIteratorStreamer
@@ -23,6 +26,7 @@ from app.generation.base import (
     check_context,
     requested_length,
 )
+from training.methods import PEFT, SERVED_BY, WHOLE_MODEL_KINDS
 from training.registry import AdapterRegistry, Manifest
 
 
@@ -42,7 +46,7 @@ class PeftGenerator:
 
         folder = self.registry.path(manifest.name)
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        if manifest.kind == "full":
+        if manifest.kind in WHOLE_MODEL_KINDS:
             model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
         else:
             from peft import PeftModel
@@ -155,10 +159,8 @@ class PeftGenerator:
         return True
 
     def models(self) -> list[str]:
-        return [m.name for m in self.registry.list() if m.kind in PEFT_KINDS]
+        return [m.name for m in self.registry.list() if SERVED_BY.get(m.kind) == PEFT]
 
-
-PEFT_KINDS = {"prompt", "prefix", "ia3", "full"}
 
 # API / sampling fields -> transformers ``generate`` arguments
 GENERATE_ARGS = {

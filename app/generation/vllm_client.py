@@ -1,9 +1,13 @@
-"""Generator backed by a vLLM OpenAI-compatible server, local or remote.
+"""The one client of a vLLM OpenAI-compatible server, local or remote: all HTTP to the engine.
 
 Only the HTTP API is used, so pointing ``generator.url`` at a GPU box needs no code
-change. The server applies the model's chat template; deltas stream back over SSE.
-The API's call (``complete_stream``) hands the client's OpenAI fields to
-the engine and returns its chunks as dicts; an engine 4xx becomes ``GeneratorRefused``.
+change. Chat completions go through the ``openai`` client: the server applies the
+model's chat template and deltas stream back over SSE; the API's call
+(``complete_stream``) hands the client's OpenAI fields to the engine and returns its
+chunks as dicts, and an engine 4xx becomes ``GeneratorRefused``. The engine's own routes
+(``/health``, ``/tokenize``, ``/v1/models`` with each model's root, runtime LoRA loading)
+go through ``httpx``. The engine's URL is built by ``local_url`` and split into the
+OpenAI base and the server root in ``VLLMGenerator.__init__``, nowhere else.
 """
 
 from __future__ import annotations
@@ -24,17 +28,24 @@ from app.generation.base import (
     check_context,
     requested_length,
 )
+from app.settings import GeneratorSettings
 
 # vLLM's name of a parameter in its 400s -> the request field the client sent
 ENGINE_PARAMS = {"input_tokens": "messages", "logprobs": "top_logprobs"}
 TOOL_FIELDS = ("tools", "tool_choice", "parallel_tool_calls")
 
 
+def local_url(settings: GeneratorSettings) -> str:
+    """OpenAI base URL (``http://host:port/v1``) of the local engine these settings start."""
+    return f"http://{settings.host}:{settings.port}/v1"
+
+
 class VLLMGenerator:
-    """Chat completions from a vLLM server; adapters are addressed by name."""
+    """Chat completions from a vLLM server, and its engine routes; adapters are addressed by name."""
 
     def __init__(self, base_url: str, served_name: str, timeout_s: float = 300) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = base_url.rstrip("/")  # the OpenAI base: chat completions, models
+        self.root = self.base_url.removesuffix("/v1")  # the server: health, tokenize, LoRA
         self.served_name = served_name
         self.client = openai.OpenAI(
             base_url=self.base_url, api_key="EMPTY", timeout=timeout_s, max_retries=0
@@ -105,10 +116,9 @@ class VLLMGenerator:
         """
         if requested_length(fields) is None:
             return
-        root = self.base_url.removesuffix("/v1")
         body = {"model": self.served_name, "messages": messages, "add_generation_prompt": True}
         try:
-            response = httpx.post(f"{root}/tokenize", json=body, timeout=30)
+            response = httpx.post(f"{self.root}/tokenize", json=body, timeout=30)
         except httpx.HTTPError:
             return  # the completion itself reports an unreachable engine
         if response.status_code == 200:
@@ -141,11 +151,10 @@ class VLLMGenerator:
         except openai.APIError as exc:  # an error event in the middle of a stream
             raise GeneratorError(f"the vLLM server failed the request: {exc.message}") from None
 
-    def health(self) -> bool:
-        """True when the server answers ``/health``."""
-        root = self.base_url.removesuffix("/v1")
+    def health(self, timeout_s: float = 5) -> bool:
+        """True when the server answers ``/health`` within ``timeout_s`` seconds."""
         try:
-            return httpx.get(f"{root}/health", timeout=5).status_code == 200
+            return httpx.get(f"{self.root}/health", timeout=timeout_s).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -155,6 +164,47 @@ class VLLMGenerator:
             return [m.id for m in self.client.models.list().data]
         except (openai.APIError, httpx.HTTPError):
             return []
+
+    def served_model(self) -> str:
+        """The model path the server runs as ``served_name`` (its base model, ``/v1/models`` root).
+
+        Raises ``GeneratorError`` when the server cannot be asked or does not serve ``served_name``.
+        """
+        try:
+            data = httpx.get(f"{self.base_url}/models", timeout=10).json()["data"]
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            raise GeneratorError(f"cannot ask the vLLM server which model it runs: {exc}") from None
+        for entry in data:
+            if entry["id"] == self.served_name:
+                return entry.get("root") or entry["id"]
+        raise GeneratorError(f"the vLLM server does not serve {self.served_name!r}")
+
+    def load_lora(self, name: str, folder: str) -> None:
+        """Hot-load the LoRA adapter in ``folder`` (an absolute path) as model ``name``.
+
+        Uses vLLM's runtime LoRA API (the engine runs with VLLM_ALLOW_RUNTIME_LORA_UPDATING).
+        Raises ``GeneratorError`` with the engine's answer when it refuses,
+        ``GeneratorUnavailable`` when it cannot be reached.
+        """
+        body = {"lora_name": name, "lora_path": folder}
+        self._lora_call("load_lora_adapter", body, 120, f"the vLLM server refused adapter {name!r}")
+
+    def unload_lora(self, name: str) -> None:
+        """Remove LoRA adapter ``name`` from the server; errors as ``load_lora``."""
+        body = {"lora_name": name}
+        self._lora_call(
+            "unload_lora_adapter", body, 60, f"the vLLM server could not unload {name!r}"
+        )
+
+    def _lora_call(self, route: str, body: dict, timeout_s: float, refused: str) -> None:
+        try:
+            response = httpx.post(f"{self.root}/v1/{route}", json=body, timeout=timeout_s)
+        except httpx.TransportError as exc:
+            raise GeneratorUnavailable(
+                f"the vLLM server at {self.base_url} is not reachable ({exc.__class__.__name__})"
+            ) from None
+        if response.status_code != 200:
+            raise GeneratorError(f"{refused}: {response.text[:300]}")
 
 
 def _engine_message(body: object, fallback: str = "") -> str:

@@ -8,11 +8,17 @@ each adapter's manifest.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
 from app.errors import user_error_types
 from training.registry import AdapterRegistry
+
+if TYPE_CHECKING:
+    from app.adapters import AdapterService
+
+NO_SERVER = "⚠️ no generation server is configured"
 
 COLUMNS = [
     "name",
@@ -66,7 +72,7 @@ def _short(value) -> str:
     return str(value)
 
 
-def build_adapters_tab(registry: AdapterRegistry, service) -> gr.Dataframe:
+def build_adapters_tab(registry: AdapterRegistry, service: AdapterService | None) -> gr.Dataframe:
     """Render the Adapters tab; ``service`` is None when no engine is configured (fake mode)."""
     table = gr.Dataframe(
         adapter_rows(registry), headers=COLUMNS, interactive=False, elem_id="adapters-table"
@@ -87,7 +93,7 @@ def build_adapters_tab(registry: AdapterRegistry, service) -> gr.Dataframe:
 
     def do_load(adapter):
         if service is None:
-            return "⚠️ no generation server is configured"
+            return NO_SERVER
         try:
             started = time.monotonic()
             loaded = service.load(adapter)
@@ -105,9 +111,11 @@ def build_adapters_tab(registry: AdapterRegistry, service) -> gr.Dataframe:
         return text + " Pick it in the Chat tab's “Answer with” list."
 
     def do_unload(adapter):
+        if service is None:
+            return NO_SERVER
         try:
             service.unload(adapter)
-        except (user_error_types(), AttributeError) as exc:
+        except user_error_types() as exc:
             return f"⚠️ {exc}"
         return f"Unloaded {adapter}."
 

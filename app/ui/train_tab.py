@@ -22,16 +22,14 @@ from app.errors import user_error_types
 from app.jobs import RAGTUNE, JobError, JobStore
 from app.settings import Settings
 from training.config import ClassifyArgs, DPOArgs, PPOArgs, RewardArgs, SFTArgs, load_args
+from training.methods import CLASSIFY_METHODS, SFT_METHODS
 
-# label -> (train subcommand, bundled config)
+# label -> (train subcommand, bundled config), one per method of training.methods
 RECIPES = {
-    **{
-        f"sft / {m}": ("sft", f"configs/train/sft_{m}.yaml")
-        for m in ("lora", "ia3", "prefix", "prompt", "full")
-    },
+    **{f"sft / {m}": ("sft", f"configs/train/sft_{m}.yaml") for m in SFT_METHODS},
     **{
         f"classify / {m}": ("classify", f"configs/train/classify_{m}.yaml")
-        for m in ("features", "head", "lora", "full")
+        for m in CLASSIFY_METHODS
     },
     "reward model": ("reward", "configs/train/reward_grounded.yaml"),
     "dpo": ("dpo", "configs/train/dpo_grounded.yaml"),
@@ -44,15 +42,30 @@ ARGS = {
     "dpo": DPOArgs,
     "ppo": PPOArgs,
 }
+# where an SFT method without a bundled config of its own starts from
+SFT_FALLBACK = "configs/train/sft_lora.yaml"
 FORM = ("name", "dataset", "learning_rate", "max_steps", "epochs", "batch_size", "lora_r")
 CURVES = ("loss", "reward", "kl", "rewards/accuracies")
 JOB_COLUMNS = ["id", "job", "state", "queued at", "progress"]
 
 
+def recipe(label: str, repo: Path) -> tuple[str, Path, dict[str, Any]]:
+    """The train subcommand, config file and fixed overrides of a form label.
+
+    An SFT method added to ``training.methods`` without a config of its own starts from
+    ``SFT_FALLBACK``, with its method and an adapter name of its own set.
+    """
+    task, config = RECIPES[label]
+    if task != "sft" or (repo / config).exists():
+        return task, repo / config, {}
+    method = label.removeprefix("sft / ")
+    return task, repo / SFT_FALLBACK, {"method": method, "name": f"ragtune-qa-{method}"}
+
+
 def recipe_values(label: str, repo: Path) -> dict[str, Any]:
     """The bundled config's values for the form fields (defaults of the dataclass otherwise)."""
-    task, config = RECIPES[label]
-    values = yaml.safe_load((repo / config).read_text()) or {}
+    task, config, fixed = recipe(label, repo)
+    values = (yaml.safe_load(config.read_text()) or {}) | fixed
     defaults = ARGS[task]()
     return {f: values.get(f, getattr(defaults, f, None)) for f in FORM}
 
@@ -76,16 +89,14 @@ def check_dataset(task: str, args) -> None:
 
 def submit_training(store: JobStore, repo: Path, label: str, form: dict[str, Any]) -> str:
     """Validate the form and the dataset, then queue the CLI command; returns the job id."""
-    task, config = RECIPES[label]
-    overrides = {k: v for k, v in form.items() if v not in (None, "") and k in FORM}
+    task, config, fixed = recipe(label, repo)
+    overrides = fixed | {k: v for k, v in form.items() if v not in (None, "") and k in FORM}
     for key in ("max_steps", "batch_size", "lora_r"):
         if key in overrides:
             overrides[key] = int(overrides[key])
-    args = load_args(
-        ARGS[task], repo / config, overrides
-    )  # ranges: ConfigError names field and range
+    args = load_args(ARGS[task], config, overrides)  # ranges: ConfigError names field and range
     check_dataset(task, args)
-    command = [RAGTUNE, "train", task, "--config", str(repo / config), "--overwrite", "--json"]
+    command = [RAGTUNE, "train", task, "--config", str(config), "--overwrite", "--json"]
     for key, value in overrides.items():
         command += ["--set", f"{key}={json.dumps(value) if isinstance(value, str) else value}"]
     return store.submit("train", f"{label} → {args.name}", command, run_name=args.name).id

@@ -6,7 +6,7 @@ import httpx
 import openai
 import pytest
 
-from app.adapters import RoutingGenerator
+from app.adapters import AdapterService, RoutingGenerator
 from app.generation.base import GenerationParams, GeneratorRefused
 from app.generation.fake import FakeGenerator
 from app.generation.peft_backend import _cut_at_stop, _refuse_unhonoured
@@ -89,8 +89,9 @@ def test_routing_sends_the_api_call_where_the_adapter_is_served():
         def complete_stream(self, messages, *, adapter=None, params, fields):
             yield {"tag": self.tag, "adapter": adapter}
 
-    class Service:
-        vllm, peft = Backend("vllm"), Backend("peft")
+    class Service(AdapterService):
+        def __init__(self):
+            super().__init__(registry=None, vllm=Backend("vllm"), peft=Backend("peft"))
 
         def load(self, name, probe=False):
             from types import SimpleNamespace

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from app.adapters import RoutingGenerator
+from app.adapters import AdapterService, RoutingGenerator
 from app.components import build_generator
 from app.generation.base import GenerationParams, ModelNotServed
 
@@ -25,9 +25,10 @@ class Engine:
         yield f"{self.tag}:{adapter or 'base'}"
 
 
-class Service:
+class Service(AdapterService):
     def __init__(self, engine: Engine) -> None:
-        self.vllm, self.loads, self.forgotten = engine, [], []
+        super().__init__(registry=None, vllm=engine, peft=None)
+        self.loads, self.forgotten = [], []
 
     def load(self, name, probe=False):
         self.loads.append(name)

@@ -1,0 +1,81 @@
+"""Where each adapter kind is served is decided once (training.methods), and one client talks to vLLM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.adapters import AdapterError, AdapterService
+from app.components import generator_url
+from app.generation.base import GeneratorUnavailable
+from app.generation.engine import VLLMEngine
+from app.generation.peft_backend import PeftGenerator
+from app.generation.vllm_client import VLLMGenerator
+from app.settings import GeneratorSettings
+from app.ui.train_tab import RECIPES
+from training.config import ClassifyArgs, SFTArgs
+from training.methods import (
+    CLASSIFY_METHODS,
+    GENERATIVE_KINDS,
+    PEFT,
+    SCORING_KINDS,
+    SFT_METHODS,
+    VLLM,
+    served_by,
+)
+from training.registry import AdapterRegistry, Manifest
+
+UNREACHABLE = "http://127.0.0.1:9/v1"
+
+
+def _choices(args) -> tuple[str, ...]:
+    return args.__dataclass_fields__["method"].metadata["choices"]
+
+
+def test_the_method_names_come_from_the_method_registry():
+    assert _choices(SFTArgs) == tuple(SFT_METHODS)
+    assert _choices(ClassifyArgs) == tuple(CLASSIFY_METHODS)
+    assert {f"sft / {m}" for m in SFT_METHODS} | {
+        f"classify / {m}" for m in CLASSIFY_METHODS
+    } <= set(RECIPES)
+
+
+def test_every_generative_kind_has_one_engine_and_scoring_kinds_have_none():
+    assert {served_by(m.kind) for m in SFT_METHODS.values()} <= {VLLM, PEFT}
+    assert served_by("lora") == VLLM and served_by("ia3") == PEFT and served_by("full") == PEFT
+    assert not set(GENERATIVE_KINDS) & set(SCORING_KINDS)
+
+
+def _service(tmp_path: Path, kind: str) -> AdapterService:
+    registry = AdapterRegistry(tmp_path / "adapters")
+    registry.commit(
+        registry.staging("x"), Manifest(name="x", kind=kind, method=kind, base_model="/m/base")
+    )
+    return AdapterService(registry, VLLMGenerator(UNREACHABLE, "base"), PeftGenerator(registry))
+
+
+def test_a_scoring_adapter_is_refused_with_what_to_use_instead(tmp_path):
+    with pytest.raises(AdapterError, match=r"'x' is a classifier; use `ragtune classify"):
+        _service(tmp_path, "classifier").load("x")
+
+
+def test_a_peft_kind_is_served_by_transformers_without_asking_the_engine(tmp_path):
+    result = _service(tmp_path, "prefix").load("x")
+    assert (result.kind, result.served_by) == ("prefix", PEFT)
+
+
+def test_an_unreachable_engine_is_reported_as_unavailable(tmp_path):
+    service = _service(tmp_path, "lora")
+    with pytest.raises(AdapterError, match="cannot ask the vLLM server which model it runs"):
+        service.server_model()
+    with pytest.raises(GeneratorUnavailable, match="not reachable"):
+        service.unload("x")
+
+
+def test_the_engine_url_is_built_once_and_split_once(tmp_path, make_settings):
+    client = VLLMGenerator("http://gpu-box:8000/v1/", "base")
+    assert (client.base_url, client.root) == ("http://gpu-box:8000/v1", "http://gpu-box:8000")
+    engine = VLLMEngine(GeneratorSettings(port=8123), "m", tmp_path / "log")
+    assert engine.url == engine.client.base_url == "http://127.0.0.1:8123/v1"
+    assert generator_url(make_settings(generator={"port": 8123})) == engine.url
