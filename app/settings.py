@@ -22,9 +22,10 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from indexing.config import EmbeddingSettings, IndexingSettings, VectorStoreSettings
+from indexing.errors import RagtuneError
 
 
-class SettingsError(ValueError):
+class SettingsError(RagtuneError, ValueError):
     """A settings file or value is wrong; the message names the file or field."""
 
 

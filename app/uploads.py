@@ -22,6 +22,7 @@ import unicodedata
 from pathlib import Path
 from typing import BinaryIO
 
+from indexing.errors import RagtuneError
 from indexing.store import validate_collection_name
 
 CHUNK = 1 << 20
@@ -29,8 +30,11 @@ MAX_NAME_BYTES = 200
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/]")
 
 
-class UploadError(ValueError):
+class UploadError(RagtuneError, ValueError):
     """An upload that is refused; ``status`` is the HTTP code (413 or 415)."""
+
+    error_type = "invalid_upload"
+    label = "upload"
 
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)

@@ -16,10 +16,11 @@ import yaml
 from app.chat import Answer, ChatService
 from app.prompting import MODES
 from evals.runner import Answerer, Candidate, Predictor, SourcedAnswer
+from indexing.errors import RagtuneError
 from indexing.retrieval import RETRIEVER_KINDS
 
 
-class VariantError(ValueError):
+class VariantError(RagtuneError, ValueError):
     """A variant definition or reference is wrong; the message names the variant."""
 
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import yaml
 
+from indexing.errors import RagtuneError
 from training.data import DatasetError, load_labeled, read_jsonl
 
 
-class SuiteError(ValueError):
+class SuiteError(RagtuneError, ValueError):
     """A suite file or its data is wrong; the message names the file and line."""
 
 

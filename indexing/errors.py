@@ -4,28 +4,46 @@ It lives in ``indexing``, the lowest layer, so that ``training``, ``evals`` and 
 can all derive from it without importing upwards. A subclass sets what the front ends
 need: ``status`` (the HTTP status the API answers with), ``error_type`` (OpenAI's
 ``error.type``) and ``label`` (the API's error metric label). Each front end maps
-``RagtuneError`` once: the CLI prints ``error: <message>`` and exits 2, the API answers
-``status`` with an OpenAI-shaped body, the UI shows the message in the page. Anything
+``RagtuneError`` once: the CLI prints ``error: <message>`` and exits 2
+(``app.cli.errors``), the API answers ``status`` with an OpenAI-shaped body
+(``app.api.setup``), the UI shows the message in the page (``app.ui.errors``). Anything
 that is not a ``RagtuneError`` is a bug and keeps its traceback.
+
+A new error: derive from ``RagtuneError`` (or ``NotFound``, ``Conflict``,
+``Unavailable``), keep a builtin base second when callers catch one
+(``class XError(RagtuneError, ValueError)``), and set ``status`` and ``label`` when
+the defaults (400, ``user_error``) do not fit; no front end needs a change.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class RagtuneError(Exception):
     """An error the user can fix; the message names the file, line, field or name and why.
 
-    Class attributes, overridden by subclasses:
+    Class attributes, overridden by subclasses (``param``, ``headers`` and ``details``
+    also per instance):
         status: HTTP status of the API's answer (400: the request is wrong).
         error_type: OpenAI ``error.type`` of that answer.
         label: value of the ``reason`` label of the API's error counter.
         param: the request field at fault, when one is (OpenAI ``error.param``).
+        headers: extra HTTP headers of the API's answer (``Retry-After``).
+        details: extra members of the API's error body (the valid model names).
     """
 
     status: int = 400
     error_type: str = "invalid_request_error"
     label: str = "user_error"
     param: str | None = None
+    headers: dict[str, str] | None = None
+    details: dict[str, Any] | None = None
+
+    def __init__(self, *args: object, param: str | None = None) -> None:
+        super().__init__(*args)
+        if param is not None:
+            self.param = param
 
     @property
     def user_message(self) -> str:

@@ -13,10 +13,11 @@ from typing import Any
 
 import yaml
 
+from indexing.errors import RagtuneError
 from training.methods import CLASSIFY_METHODS, SFT_METHODS
 
 
-class ConfigError(ValueError):
+class ConfigError(RagtuneError, ValueError):
     """A config file or value is wrong; the message names the field and allowed range."""
 
 

@@ -14,11 +14,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexing.errors import RagtuneError
+
 Messages = list[dict[str, str]]
 ROLES = {"system", "user", "assistant"}
 
 
-class DatasetError(ValueError):
+class DatasetError(RagtuneError, ValueError):
     """A dataset file, line or column is wrong; the message names it."""
 
 

@@ -16,14 +16,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from indexing.errors import NotFound
 from training.methods import GENERATIVE_KINDS
 
 MANIFEST = "manifest.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class RegistryError(ValueError):
+class RegistryError(NotFound, ValueError):
     """An adapter name or manifest problem; the message names the adapter."""
+
+    label = "registry"
 
 
 @dataclass

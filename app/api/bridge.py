@@ -12,11 +12,17 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 
+from indexing.errors import RagtuneError
+
 _DONE = object()
 
 
-class StreamTimeout(TimeoutError):
-    """The generation did not finish within the request timeout."""
+class StreamTimeout(RagtuneError, TimeoutError):
+    """The generation did not finish within the request timeout (the API answers 504)."""
+
+    status = 504
+    error_type = "timeout"
+    label = "timeout"
 
 
 async def abortable(start: Callable[[], Iterator[str]], timeout_s: float) -> AsyncIterator[str]:

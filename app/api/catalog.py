@@ -11,20 +11,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from indexing.errors import NotFound
 from indexing.store import VectorStore
 from training.registry import AdapterRegistry
 
 
-class UnknownModel(LookupError):
-    """A model name that is none of the above; says why and carries the valid names."""
+class UnknownModel(NotFound, LookupError):
+    """A model name that is none of the above; says why and carries the valid names (404)."""
+
+    error_type = "invalid_request_error"
+    label = "unknown_model"
 
     def __init__(self, name: str, valid: list[str], reason: str = "") -> None:
         why = f" ({reason})" if reason else ""
         super().__init__(
             f"unknown model {name!r}{why}; valid models: {', '.join(valid)} "
-            "(and rag:<collection>+<adapter>)"
+            "(and rag:<collection>+<adapter>)",
+            param="model",
         )
         self.valid = valid
+        self.details = {"valid_models": valid}
 
 
 @dataclass(frozen=True)

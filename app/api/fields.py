@@ -12,6 +12,7 @@ docs/deploy.md ("The API") lists the same; keep the two in step.
 from __future__ import annotations
 
 from app.api.schemas import ChatCompletionRequest
+from indexing.errors import RagtuneError
 
 ENGINE = (
     "temperature",
@@ -47,12 +48,13 @@ HINTS = {
 }
 
 
-class FieldRefused(ValueError):
+class FieldRefused(RagtuneError, ValueError):
     """A request field this server does not honour; ``param`` names it (the API answers 400)."""
 
+    label = "invalid_field"
+
     def __init__(self, message: str, param: str) -> None:
-        super().__init__(message)
-        self.param = param
+        super().__init__(message, param=param)
 
 
 def _set(extra: dict | None) -> list[str]:

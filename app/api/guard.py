@@ -16,13 +16,21 @@ from fastapi import HTTPException, Request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from app.settings import APISettings, UISettings
+from indexing.errors import Unavailable
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40, 80, 160, 320)
 
 
-class Overloaded(Exception):
-    """Too many requests are waiting; the client should retry later."""
+class Overloaded(Unavailable):
+    """Too many requests are waiting; the client should retry later (503 with Retry-After)."""
+
+    error_type = "overloaded"
+    label = "overloaded"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__("the server is busy; retry later")
+        self.headers = {"Retry-After": str(retry_after_s)}
 
 
 def check_binding(ui: UISettings, api: APISettings) -> None:
@@ -129,10 +137,13 @@ class Admission:
     the returned ticket is then held for the whole generation, streaming included.
     """
 
-    def __init__(self, max_concurrent: int, max_queue: int, metrics: Metrics) -> None:
+    def __init__(
+        self, max_concurrent: int, max_queue: int, metrics: Metrics, retry_after_s: int = 5
+    ) -> None:
         self.slots = asyncio.Semaphore(max_concurrent)
         self.max_concurrent = max_concurrent
         self.max_queue = max_queue
+        self.retry_after_s = retry_after_s
         self.waiting = 0
         self.running = 0
         self.metrics = metrics
@@ -141,7 +152,7 @@ class Admission:
         """A place in the queue; raises ``Overloaded`` when every slot and queue place is taken."""
         if self.running + self.waiting >= self.max_concurrent + self.max_queue:
             self.metrics.rejected.inc()
-            raise Overloaded()
+            raise Overloaded(self.retry_after_s)
         self.waiting += 1
         self.metrics.queue_depth.set(self.waiting)
         return _Ticket(self)

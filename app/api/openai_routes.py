@@ -18,35 +18,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.api.bridge import StreamTimeout, abortable
-from app.api.catalog import ModelCatalog, Target, UnknownModel
-from app.api.fields import FieldRefused, check_request, engine_fields, wants_usage
-from app.api.guard import Admission, Metrics, Overloaded
+from app.api.bridge import abortable
+from app.api.catalog import ModelCatalog, Target
+from app.api.errors import error_body
+from app.api.fields import check_request, engine_fields, wants_usage
+from app.api.guard import Admission, Metrics
 from app.api.schemas import ChatCompletionRequest
 from app.api.shaping import assemble, is_usage, shape
 from app.chat import ChatService
-from app.generation.base import GeneratorError, GeneratorRefused, GeneratorUnavailable
+from app.generation.base import GeneratorError
 from app.settings import APISettings
+from indexing.errors import RagtuneError
 from indexing.store import StoreError
-
-# failure -> (HTTP status, OpenAI error type, metrics reason); the first match in order wins
-FAILURES = (
-    (GeneratorRefused, 400, "invalid_request_error", "engine_refused"),
-    (StreamTimeout, 504, "timeout", "timeout"),
-    (GeneratorUnavailable, 503, "generator_unavailable", "generator_unavailable"),
-    (GeneratorError, 502, "generator_error", "generator_error"),
-)
-
-
-def openai_error(
-    status: int, message: str, kind: str, headers: dict | None = None, **extra
-) -> JSONResponse:
-    """An error body in OpenAI's shape: ``{"error": {"message", "type", "code"}}``."""
-    body = {"error": {"message": message, "type": kind, "code": status, **extra}}
-    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def source_records(sources) -> list[dict]:
@@ -72,14 +58,6 @@ class _Reply:
     target: Target
     sources: list[dict] | None
     metrics: Metrics
-
-    def failure(self, exc: BaseException) -> tuple[int, str, str, str | None]:
-        """Status, type, message and param of a failure the client should see."""
-        for kind, status, name, reason in FAILURES:
-            if isinstance(exc, kind):
-                self.metrics.errors.labels(reason).inc()
-                return status, name, str(exc), getattr(exc, "param", None)
-        raise exc
 
     def count(self, usage: dict | None, content_chunks: int) -> None:
         """Record generated tokens (the engine's usage; else one token per content chunk)."""
@@ -126,38 +104,21 @@ def build_openai_router(
 
     @router.post("/chat/completions")
     async def chat_completions(body: ChatCompletionRequest, request: Request):
-        """Chat with base, an adapter, or RAG over a collection; SSE when ``stream`` is true."""
-        try:
-            target = catalog.resolve(body.model)
-        except UnknownModel as exc:
-            metrics.errors.labels("unknown_model").inc()
-            return openai_error(
-                404, str(exc), "invalid_request_error", param="model", valid_models=exc.valid
-            )
-        try:
-            check_request(body)
-        except FieldRefused as exc:
-            metrics.errors.labels("invalid_field").inc()
-            return openai_error(400, str(exc), "invalid_request_error", param=exc.param)
-        try:
-            ticket = admission.enter()
-        except Overloaded:
-            metrics.errors.labels("overloaded").inc()
-            return openai_error(
-                503,
-                "the server is busy; retry later",
-                "overloaded",
-                headers={"Retry-After": str(settings.retry_after_s)},
-            )
+        """Chat with base, an adapter, or RAG over a collection; SSE when ``stream`` is true.
+
+        Errors are ``RagtuneError``s, answered by the API's one handler (``app.api.errors``):
+        an unknown model is a 404, a refused field a 400, a full queue a 503.
+        """
+        target = catalog.resolve(body.model)
+        check_request(body)
+        ticket = admission.enter()
         try:
             messages, sources = await run_in_threadpool(_messages_for, chat, target, body)
-        except (
-            StoreError
-        ) as exc:  # the question cannot be looked up (too long, empty; empty collection)
+        except StoreError as exc:
+            # the question cannot be looked up (too long, empty; empty collection)
             ticket.release()
-            metrics.errors.labels("store").inc()
             param = "model" if "collection" in str(exc) else "messages"
-            return openai_error(400, f"{param}: {exc}", "invalid_request_error", param=param)
+            raise StoreError(f"{param}: {exc}", param=param) from exc
         except BaseException:
             ticket.release()
             raise
@@ -183,15 +144,10 @@ def build_openai_router(
             ticket.release()
 
         try:
-            first = await anext(
-                stream
-            )  # the engine accepted the request (or refused it: a 4xx here)
-        except (GeneratorError, StreamTimeout, StopAsyncIteration) as exc:
+            first = await anext(stream)  # the engine accepted the request (or refused it: a 4xx)
+        except StopAsyncIteration:
             await close()
-            if isinstance(exc, StopAsyncIteration):
-                exc = GeneratorError("the engine answered with no chunk at all")
-            status, kind, message, param = reply.failure(exc)
-            return openai_error(status, message, kind, param=param)
+            raise GeneratorError("the engine answered with no chunk at all") from None
         except BaseException:
             await close()
             raise
@@ -206,16 +162,13 @@ def build_openai_router(
     return router
 
 
-async def _complete(start, ticket, reply: _Reply, settings: APISettings) -> dict | JSONResponse:
+async def _complete(start, ticket, reply: _Reply, settings: APISettings) -> dict:
     """A non-streamed answer: the chunks assembled into one ``chat.completion``."""
     async with ticket:
         stream = abortable(start, settings.request_timeout_s)
         try:
             chunks = [chunk async for chunk in stream]
             completion = assemble(chunks)
-        except (GeneratorError, StreamTimeout) as exc:
-            status, kind, message, param = reply.failure(exc)
-            return openai_error(status, message, kind, param=param)
         finally:
             await stream.aclose()
     reply.count(completion.get("usage"), len(chunks))
@@ -252,9 +205,8 @@ async def _sse(
                     reply.metrics.first_token.observe(time.monotonic() - started)
                 contents += 1
             yield event(shape(chunk, reply.target.name))
-    except (GeneratorError, StreamTimeout) as exc:
-        status, kind, message, param = reply.failure(exc)
-        yield event({"error": {"message": message, "type": kind, "code": status, "param": param}})
+    except RagtuneError as exc:  # the answer has begun (200): the error is its last event
+        yield event(error_body(exc, reply.metrics))
         return
     finally:
         reply.count(usage, contents)

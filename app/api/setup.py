@@ -9,16 +9,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from app.api.catalog import ModelCatalog
+from app.api.errors import error_response, openai_error
 from app.api.guard import Admission, Auth, Metrics, timer
-from app.api.openai_routes import build_openai_router, openai_error
+from app.api.openai_routes import build_openai_router
 from app.api.resource_routes import build_resource_router
 from app.chat import ChatService
-from app.generation.base import GeneratorError, GeneratorRefused, GeneratorUnavailable
 from app.settings import Settings
-from app.uploads import UploadError
+from indexing.errors import RagtuneError
 from indexing.pipeline import IngestPipeline
-from indexing.store import EmbedderMismatch, StoreError, VectorStore
-from training.registry import AdapterRegistry, RegistryError
+from indexing.store import VectorStore
+from training.registry import AdapterRegistry
 
 MEASURED_PREFIXES = ("/v1/", "/healthz", "/metrics")
 OPENAI_PATHS = ("/v1/chat/completions",)
@@ -50,11 +50,14 @@ def install_api(
     """Add the /v1 routes, health, metrics and error handlers to ``app``; returns its metrics."""
     metrics = Metrics()
     auth = Auth(settings.api.keys)
-    admission = Admission(settings.api.max_concurrent, settings.api.max_queue, metrics)
+    admission = Admission(
+        settings.api.max_concurrent, settings.api.max_queue, metrics, settings.api.retry_after_s
+    )
     catalog = ModelCatalog(registry, store, settings.generator.served_name)
     app.include_router(build_openai_router(chat, catalog, admission, metrics, settings.api, auth))
     app.include_router(build_resource_router(settings, store, registry, pipeline, auth))
     app.state.admission = admission
+    install_error_handlers(app, metrics)
 
     @app.middleware("http")
     async def measure(request: Request, call_next):
@@ -90,30 +93,19 @@ def install_api(
 
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    def handler(status: int, kind: str, label: str):
-        def handle(request: Request, exc: Exception) -> JSONResponse:
-            metrics.errors.labels(label).inc()
-            return openai_error(status, str(exc), kind)
+    return metrics
 
-        return handle
 
-    app.add_exception_handler(EmbedderMismatch, handler(409, "conflict", "embedder_mismatch"))
-    app.add_exception_handler(StoreError, handler(400, "invalid_request_error", "store"))
-    app.add_exception_handler(RegistryError, handler(404, "not_found", "registry"))
-    app.add_exception_handler(
-        GeneratorUnavailable, handler(503, "generator_unavailable", "generator_unavailable")
-    )
-    app.add_exception_handler(GeneratorError, handler(502, "generator_error", "generator_error"))
+def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
+    """Answer every error in OpenAI's error shape, counted in ``metrics.errors``.
 
-    @app.exception_handler(GeneratorRefused)
-    def refused(request: Request, exc: GeneratorRefused) -> JSONResponse:
-        metrics.errors.labels("engine_refused").inc()
-        return openai_error(400, str(exc), "invalid_request_error", param=exc.param)
+    A ``RagtuneError`` is answered from its own status, type, label and param
+    (``app.api.errors``): this is the API's one mapping of the errors a user can fix.
+    """
 
-    @app.exception_handler(UploadError)
-    def upload_error(request: Request, exc: UploadError) -> JSONResponse:
-        metrics.errors.labels("upload").inc()
-        return openai_error(exc.status, str(exc), "invalid_upload")
+    @app.exception_handler(RagtuneError)
+    def user_error(request: Request, exc: RagtuneError) -> JSONResponse:
+        return error_response(exc, metrics)
 
     @app.exception_handler(RequestValidationError)
     def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -131,5 +123,3 @@ def install_api(
         return openai_error(
             exc.status_code, str(exc.detail), "invalid_request_error", headers=exc.headers
         )
-
-    return metrics

@@ -8,7 +8,7 @@ from typing import NoReturn
 
 import typer
 
-from app.errors import user_error_types
+from indexing.errors import RagtuneError
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -19,10 +19,13 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Report known, user-fixable errors without a traceback."""
+    """Report a ``RagtuneError`` as ``error: <message>`` (exit 2), Ctrl-C as exit 130.
+
+    Any other exception is a bug and keeps its traceback.
+    """
     try:
         yield
-    except user_error_types() as exc:
-        fail(str(exc))
+    except RagtuneError as exc:
+        fail(exc.user_message)
     except KeyboardInterrupt:
         fail("interrupted", code=130)

@@ -40,15 +40,11 @@ def retrieval(
 
     from app.components import build_embedder, build_retrievers, build_store
     from evals.retrieval_eval import evaluate, load_dataset
-    from training.data import DatasetError
 
     settings = load_cli_settings()
     name = collection or settings.indexing.default_collection
-    try:
-        questions = load_dataset(dataset)
-    except DatasetError as exc:
-        fail(str(exc))
     with user_errors():
+        questions = load_dataset(dataset)
         store = build_store(settings)
         available = build_retrievers(settings, store, build_embedder(settings))
         chosen = [r.strip() for r in retrievers.split(",") if r.strip()]

@@ -18,15 +18,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from indexing.errors import RagtuneError
+
 Message = dict
 
 
-class GeneratorError(RuntimeError):
+class GeneratorError(RagtuneError, RuntimeError):
     """Generation failed for a reason the user can act on; the message says which."""
+
+    status = 502
+    error_type = "generator_error"
+    label = "generator_error"
 
 
 class GeneratorUnavailable(GeneratorError):
     """The generator backend cannot be reached (server down, not started)."""
+
+    status = 503
+    error_type = "generator_unavailable"
+    label = "generator_unavailable"
 
 
 class ModelNotServed(GeneratorError):
@@ -40,9 +50,12 @@ class GeneratorRefused(GeneratorError):
     the API answers 400 with the message, never 5xx.
     """
 
+    status = 400
+    error_type = "invalid_request_error"
+    label = "engine_refused"
+
     def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.param = param
+        super().__init__(message, param=param)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from typing import Self
 from app.generation import vllm_server
 from app.generation.vllm_client import VLLMGenerator, local_url
 from app.settings import GeneratorSettings
+from indexing.errors import Unavailable
 
 # Preloading these speeds up vLLM on CPU by 5-15% (vLLM's CPU installation guide).
 _PRELOAD_CANDIDATES = (
@@ -34,7 +35,7 @@ _PRELOAD_CANDIDATES = (
 SERVER_MODULE = vllm_server.__name__
 
 
-class EngineError(RuntimeError):
+class EngineError(Unavailable, RuntimeError):
     """The engine failed to start; the message carries the tail of its log."""
 
 

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from app.errors import user_error_types
+from app.ui.errors import warning
+from indexing.errors import RagtuneError
 from training.registry import AdapterRegistry
 
 if TYPE_CHECKING:
@@ -97,8 +98,8 @@ def build_adapters_tab(registry: AdapterRegistry, service: AdapterService | None
         try:
             started = time.monotonic()
             loaded = service.load(adapter)
-        except user_error_types() as exc:
-            return f"⚠️ {exc}"
+        except RagtuneError as exc:
+            return warning(exc)
         text = (
             f"**{adapter}** is served by {loaded.served_by} ({time.monotonic() - started:.1f} s)."
         )
@@ -115,8 +116,8 @@ def build_adapters_tab(registry: AdapterRegistry, service: AdapterService | None
             return NO_SERVER
         try:
             service.unload(adapter)
-        except user_error_types() as exc:
-            return f"⚠️ {exc}"
+        except RagtuneError as exc:
+            return warning(exc)
         return f"Unloaded {adapter}."
 
     def do_delete(adapter, sure):
@@ -124,8 +125,8 @@ def build_adapters_tab(registry: AdapterRegistry, service: AdapterService | None
             return "Tick “Yes, delete” first.", *rows_and_names()
         try:
             registry.delete(adapter)
-        except user_error_types() as exc:
-            return f"⚠️ {exc}", *rows_and_names()
+        except RagtuneError as exc:
+            return warning(exc), *rows_and_names()
         return f"Deleted {adapter}.", *rows_and_names()
 
     load.click(do_load, name, result)

@@ -14,10 +14,11 @@ from collections.abc import Iterator
 
 import gradio as gr
 
-from app.errors import user_error_types
 from app.ui.chat_tab import format_sources_markdown
+from app.ui.errors import warning
 from app.variants import Variant, VariantRunner
-from evals.votes import VoteError, VoteStore
+from evals.votes import VoteStore
+from indexing.errors import RagtuneError
 
 RANDOM_PAIR = "random pair"
 VOTES = {"A is better": "a", "B is better": "b", "Tie": "tie", "Both are bad": "both_bad"}
@@ -36,8 +37,8 @@ def stream_pair(
             for delta in runner.stream(variant, turn):
                 updates.put((side, "delta", delta))
             updates.put((side, "sources", format_sources_markdown(turn.sources)))
-        except user_error_types() as exc:
-            updates.put((side, "error", f"⚠️ {exc}"))
+        except RagtuneError as exc:
+            updates.put((side, "error", warning(exc)))
         finally:
             updates.put((side, "done", None))
 
@@ -148,8 +149,8 @@ def build_arena_tabs(runner: VariantRunner, variants: dict[str, Variant], store:
             try:
                 store.vote(current["id"], VOTES[label], note or "")
                 message = f"Vote recorded: **{label}**. A was **{current['a']}**, B was **{current['b']}**."
-            except VoteError as exc:
-                message = f"⚠️ {exc}"
+            except RagtuneError as exc:
+                message = warning(exc)
             return f"### A: {current['a']}", f"### B: {current['b']}", message, rows(), *locked
 
         return vote

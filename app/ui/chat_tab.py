@@ -9,8 +9,9 @@ from collections.abc import Callable, Iterator
 import gradio as gr
 
 from app.chat import ChatService
-from app.errors import user_error_types
 from app.prompting import MODES
+from app.ui.errors import warning
+from indexing.errors import RagtuneError
 from indexing.lexical import MetadataFilter
 from indexing.retrieval import RETRIEVER_KINDS, RetrievedChunk
 
@@ -64,8 +65,8 @@ def answer_events(
             text += delta
             yield text
         yield text + format_sources_markdown(turn.sources)
-    except user_error_types() as exc:
-        yield f"⚠️ {exc}"
+    except RagtuneError as exc:
+        yield warning(exc)
 
 
 def build_chat_tab(

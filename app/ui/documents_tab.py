@@ -12,11 +12,12 @@ from pathlib import Path
 
 import gradio as gr
 
-from app.errors import user_error_types
 from app.settings import Settings
+from app.ui.errors import warning
 from app.ui.upload_field import NamedUploads
 from app.uploads import UploadError, copy_local, display_name
 from indexing.chunking import STRATEGIES, ChunkingConfig
+from indexing.errors import RagtuneError
 from indexing.pipeline import IngestPipeline, IngestReport
 
 SUMMARY_COLUMNS = ["file", "status", "chunks", "reason", "notices"]
@@ -129,8 +130,8 @@ def build_documents_tab(
             text, rows = ingest_files(
                 pipeline(), settings, files, folder_path, name, strategy, progress
             )
-        except user_error_types() as exc:
-            return f"⚠️ {exc}", [], gr.update()
+        except RagtuneError as exc:
+            return warning(exc), [], gr.update()
         return text, rows, gr.update(choices=list_collections())
 
     ingest.click(run_ingest, [uploads, folder, collection, chunking], [summary, table, collection])
@@ -169,8 +170,8 @@ def build_documents_tab(
             return "Tick “Yes, delete” first.", *show_collection(name)
         try:
             removed = pipeline().remove_file(name, source)
-        except user_error_types() as exc:
-            return f"⚠️ {exc}", *show_collection(name)
+        except RagtuneError as exc:
+            return warning(exc), *show_collection(name)
         return f"Deleted {source} ({removed} chunks) from {name}.", *show_collection(name)
 
     def remove_collection(name, sure):
@@ -178,8 +179,8 @@ def build_documents_tab(
             return "Tick “Yes, delete” first.", gr.update(), [], gr.update()
         try:
             store.delete_collection(name)
-        except user_error_types() as exc:
-            return f"⚠️ {exc}", gr.update(), [], gr.update()
+        except RagtuneError as exc:
+            return warning(exc), gr.update(), [], gr.update()
         return (
             f"Deleted collection {name}.",
             gr.update(choices=list_collections(), value=None),

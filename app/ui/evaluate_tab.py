@@ -12,9 +12,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from app.jobs import RAGTUNE, JobStore
+from app.jobs import RAGTUNE, JobError, JobStore
 from app.settings import Settings
+from app.ui.errors import warning
 from evals.report import report_folder
+from indexing.errors import RagtuneError
 
 
 def submit_eval(
@@ -22,9 +24,9 @@ def submit_eval(
 ) -> tuple[str, Path]:
     """Queue `ragtune eval run`; returns (job id, report folder)."""
     if not suite:
-        raise ValueError("pick a suite")
+        raise JobError("pick a suite")
     if not variants:
-        raise ValueError("pick at least one variant")
+        raise JobError("pick at least one variant")
     output = report_folder(settings.evals_dir, Path(suite).stem)
     command = [
         RAGTUNE,
@@ -71,8 +73,8 @@ def build_evaluate_tab(
     def start(suite_path, chosen, n):
         try:
             new_id, _ = submit_eval(store, settings, suite_path, chosen, n)
-        except ValueError as exc:
-            return f"⚠️ {exc}", ""
+        except RagtuneError as exc:
+            return warning(exc), ""
         return f"Queued evaluation job {new_id}.", new_id
 
     def poll(current):

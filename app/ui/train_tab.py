@@ -18,9 +18,10 @@ import gradio as gr
 import pandas as pd
 import yaml
 
-from app.errors import user_error_types
-from app.jobs import RAGTUNE, JobError, JobStore
+from app.jobs import RAGTUNE, JobStore
 from app.settings import Settings
+from app.ui.errors import warning
+from indexing.errors import RagtuneError
 from training.config import ClassifyArgs, DPOArgs, PPOArgs, RewardArgs, SFTArgs, load_args
 from training.methods import CLASSIFY_METHODS, SFT_METHODS
 
@@ -196,8 +197,8 @@ def build_train_tab(store: JobStore, settings: Settings, repo: Path) -> None:
     def start_job(label, *values):
         try:
             job_id = submit_training(store, repo, label, dict(zip(FORM, values)))
-        except user_error_types() as exc:
-            return f"⚠️ {exc}", gr.update()
+        except RagtuneError as exc:
+            return warning(exc), gr.update()
         return f"Queued job {job_id}.", gr.update(value=job_id)
 
     def refresh(job_id):
@@ -219,8 +220,8 @@ def build_train_tab(store: JobStore, settings: Settings, repo: Path) -> None:
     def cancel_job(job_id):
         try:
             return f"Cancelled {store.cancel(job_id).title}."
-        except JobError as exc:
-            return f"⚠️ {exc}"
+        except RagtuneError as exc:
+            return warning(exc)
 
     recipe.change(fill, recipe, fields)
     upload.upload(take_upload, upload, dataset)
