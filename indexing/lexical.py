@@ -1,9 +1,10 @@
 """The BM25 index and metadata snapshot kept beside each collection.
 
 Built with bm25s from the chunks stored in Chroma, so the two indexes always hold the
-same chunks: the pipeline marks the sidecar dirty before it writes to Chroma and rebuilds
-it after, and a dirty or missing sidecar is rebuilt on first use (after a crash, too), as
-is one built with another tokenizer (``indexing.bm25_tokens``; the folder records it).
+same chunks: the store's ``writing`` context marks the sidecar dirty before it writes to
+Chroma and rebuilds it after, and a dirty or missing sidecar is rebuilt on first use (after
+a crash, too), as is one built with another tokenizer (``indexing.bm25_tokens``; the
+folder records it).
 The metadata snapshot also serves metadata filters (source glob, file type, tags) for
 every retriever without scanning Chroma on each query, and holds a key of each chunk's
 text so that retrievers can return identical text once.
@@ -206,7 +207,3 @@ class LexicalIndex:
             for doc, score in zip(docs[0], scores[0])
             if score > 0
         ]
-
-    def size_bytes(self) -> int:
-        """Bytes on disk."""
-        return sum(f.stat().st_size for f in self.folder.rglob("*") if f.is_file())

@@ -4,6 +4,7 @@ Two ingests into one collection (two terminals, the CLI and the web app) would o
 interleave their writes and their BM25 rebuilds. The second one is refused at once with
 a clear "collection busy" message. The lock is an ``flock`` on a file beside the BM25
 sidecar, so the operating system releases it when a process dies, even by kill -9.
+``VectorStore.writing`` takes it; nothing else should.
 """
 
 from __future__ import annotations

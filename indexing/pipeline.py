@@ -21,10 +21,10 @@ from typing import Literal
 from tqdm import tqdm
 
 from indexing.chunking import ChunkingConfig, chunk_documents
+from indexing.collection import WritableCollection
 from indexing.config import IndexingSettings
 from indexing.discovery import Discovery, PathNote, discover
 from indexing.embedding import Embedder
-from indexing.locks import collection_lock
 from indexing.readers import FileRejected, check_file, extract_file
 from indexing.store import StoreError, VectorStore
 
@@ -111,43 +111,54 @@ class IngestPipeline:
 
         ``chunking`` None keeps the collection's recorded chunking (the settings' for a new
         collection); a different one re-chunks every file of the collection, so a
-        collection never mixes two strategies.
+        collection never mixes two strategies. Raises ``StoreError`` for a bad name or a
+        collection of another embedder, ``indexing.locks.CollectionBusy`` while another
+        ingest writes to it.
         """
-        with collection_lock(self.store.index_root / ".locks", collection_name):
+        requested = chunking or self.default_chunking()
+        with self.store.writing(
+            collection_name,
+            embedding_model=self.embedder.name,
+            create=True,
+            chunking=requested.signature(),
+        ) as collection:
             return self._ingest(
+                collection,
                 paths,
-                collection_name,
+                requested,
+                rechunk=chunking is not None,
                 prune=prune,
                 tags=tags,
-                chunking=chunking,
                 show_progress=show_progress,
                 on_file=on_file,
             )
 
     def _ingest(
-        self, paths, collection_name, *, prune, tags, chunking, show_progress, on_file
+        self,
+        collection: WritableCollection,
+        paths: list[Path],
+        requested: ChunkingConfig,
+        *,
+        rechunk: bool,
+        prune: bool,
+        tags: list[str] | None,
+        show_progress: bool,
+        on_file: Callable[[int, int, FileResult], None] | None,
     ) -> IngestReport:
-        requested = chunking or self.default_chunking()
-        collection = self.store.collection(
-            collection_name,
-            embedding_model=self.embedder.name,
-            create=True,
-            chunking=requested.signature(),
-        )
-        report = IngestReport(collection_name)
-        recorded = self.store.chunking_of(collection)
+        report = IngestReport(collection.name)
+        recorded = collection.chunking
         if not recorded:  # a collection from before chunking was recorded
             recorded = requested.signature()
-            self.store.set_chunking(collection, recorded)
+            collection.set_chunking(recorded)
         found = discover(paths, self.settings.extensions)
         files = found.files
-        if chunking is not None and recorded != requested.signature():
-            previous = sorted(self.store.sources(collection))
+        if rechunk and recorded != requested.signature():
+            previous = sorted(collection.sources())
             report.notices.append(
-                f"re-chunking collection {collection_name!r}: {recorded} -> "
+                f"re-chunking collection {collection.name!r}: {recorded} -> "
                 f"{requested.signature()} ({len(previous)} stored files)"
             )
-            self.store.set_chunking(collection, requested.signature())
+            collection.set_chunking(requested.signature())
             recorded = requested.signature()
             files = list(dict.fromkeys([*files, *(Path(p) for p in previous)]))
         report.chunking = recorded
@@ -156,9 +167,8 @@ class IngestPipeline:
         report.files.extend(FileResult(n.path, "failed", reason=n.reason) for n in found.failed)
         report.passed_over = found.passed_over
         embedded_before = self.embedder.embedded_count
-        was_clean = self.store.mark_changing(collection)
         bar = tqdm(
-            files, desc=f"ingest -> {collection_name}", unit="file", disable=not show_progress
+            files, desc=f"ingest -> {collection.name}", unit="file", disable=not show_progress
         )
         for index, path in enumerate(bar, 1):
             result = self._ingest_file(collection, path, config, tag_field)
@@ -168,14 +178,11 @@ class IngestPipeline:
         if prune:
             report.files.extend(self._prune(collection, found, {str(f) for f in files}))
         report.embedded = self.embedder.embedded_count - embedded_before
-        changed = any(r.status in ("added", "updated", "pruned") for r in report.files)
-        if changed or not was_clean:
-            self.store.rebuild_lexical(collection, bump=changed)
-        else:
-            self.store.mark_settled(collection)
         return report
 
-    def _ingest_file(self, collection, path: Path, config: ChunkingConfig, tags: str) -> FileResult:
+    def _ingest_file(
+        self, collection: WritableCollection, path: Path, config: ChunkingConfig, tags: str
+    ) -> FileResult:
         source = str(path)
         version = f"{config.signature()}|{tags}"
         try:
@@ -184,7 +191,7 @@ class IngestPipeline:
                 raise FileRejected(f"unsupported file type {path.suffix or '(none)'} ({supported})")
             check_file(path, max_file_mb=self.settings.max_file_mb)
             digest = file_hash(path)
-            state = self.store.file_state(collection, source)
+            state = collection.file_state(source)
             if state.is_complete(digest, version):
                 return FileResult(source, "skipped", chunks=len(state.ids))
             extraction = extract_file(path, max_file_mb=self.settings.max_file_mb)
@@ -207,8 +214,8 @@ class IngestPipeline:
             ]
             texts = [chunk.text for chunk in chunks]
             embeddings = self.embedder.embed(texts)
-            self.store.upsert(collection, ids, texts, embeddings, metadatas)
-            self.store.delete_ids(collection, [i for i in state.ids if i not in set(ids)])
+            collection.upsert(ids, texts, embeddings, metadatas)
+            collection.delete_ids([i for i in state.ids if i not in set(ids)])
             status = "updated" if state.ids else "added"
             return FileResult(source, status, chunks=len(chunks), notices=extraction.notices)
         except FileRejected as exc:
@@ -217,32 +224,28 @@ class IngestPipeline:
             return FileResult(source, "failed", reason=f"cannot read: {exc.strerror or exc}")
 
     def remove_file(self, collection_name: str, source: str) -> int:
-        """Delete one file's chunks from a collection (both indexes); returns how many."""
-        with collection_lock(self.store.index_root / ".locks", collection_name):
-            return self._remove_file(collection_name, source)
+        """Delete one file's chunks from a collection (both indexes); returns how many.
 
-    def _remove_file(self, collection_name: str, source: str) -> int:
-        collection = self.store.collection(collection_name, embedding_model=self.embedder.name)
-        state = self.store.file_state(collection, source)
-        if not state.ids:
-            raise StoreError(f"collection {collection_name!r} has no file {source!r}")
-        self.store.mark_changing(collection)
-        self.store.delete_ids(collection, state.ids)
-        self.store.rebuild_lexical(collection, bump=True)
-        return len(state.ids)
+        Raises ``StoreError`` when the collection has no chunks of ``source``.
+        """
+        with self.store.writing(collection_name, embedding_model=self.embedder.name) as collection:
+            removed = collection.delete_file(source)
+            if not removed:
+                raise StoreError(f"collection {collection_name!r} has no file {source!r}")
+            return removed
 
-    def _prune(self, collection, found: Discovery, seen: set[str]) -> list[FileResult]:
+    def _prune(
+        self, collection: WritableCollection, found: Discovery, seen: set[str]
+    ) -> list[FileResult]:
         folders = [str(f) + os.sep for f in found.walked_folders]
         unknown = [str(u) + os.sep for u in found.unlisted_folders]  # its files may still exist
         results = []
-        for source in sorted(self.store.sources(collection)):
+        for source in sorted(collection.sources()):
             if source in seen or not any(source.startswith(f) for f in folders):
                 continue
             if any(source.startswith(u) for u in unknown):
                 continue
-            state = self.store.file_state(collection, source)
-            self.store.delete_ids(collection, state.ids)
-            results.append(FileResult(source, "pruned", chunks=len(state.ids)))
+            results.append(FileResult(source, "pruned", chunks=collection.delete_file(source)))
         return results
 
 

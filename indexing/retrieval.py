@@ -19,6 +19,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 import numpy as np
 
+from indexing.collection import Collection
 from indexing.embedding import Embedder
 from indexing.lexical import LexicalIndex, MetadataFilter
 from indexing.normalize import normalize_text
@@ -74,7 +75,7 @@ class _Scope(NamedTuple):
     """One query against one collection: the normalised query, the indexes, the filter."""
 
     query: str
-    chroma: Any
+    collection: Collection
     lexical: LexicalIndex
     mask: np.ndarray | None
 
@@ -118,14 +119,14 @@ class _Base:
         query = normalize_text(query)
         if not query.strip():
             raise StoreError("empty question")
-        chroma = self.store.collection(collection, embedding_model=self.embedder.name)
-        lexical = self.store.lexical_index(chroma)
+        opened = self.store.collection(collection, embedding_model=self.embedder.name)
+        lexical = self.store.lexical_index(opened)
         if not lexical.ids:
             raise StoreError(f"collection {collection!r} is empty; ingest documents into it first")
         mask = lexical.allowed(flt)
         if mask is not None and not mask.any():
             raise StoreError(f"no chunks of {collection!r} match the filter ({flt.describe()})")
-        return _Scope(query, chroma, lexical, mask)
+        return _Scope(query, opened, lexical, mask)
 
     @staticmethod
     def _first_fetch(scope: _Scope, want: int, distinct: int) -> int:
@@ -147,15 +148,7 @@ class _Base:
         embedding = self.embedder.embed_query(scope.query)
         while True:
             fetch = min(fetch, pool)
-            found = scope.chroma.query(
-                query_embeddings=[embedding],
-                n_results=fetch,
-                ids=restrict,
-                include=["documents", "metadatas", "distances"],
-            )
-            hits = zip(
-                found["ids"][0], found["documents"][0], found["metadatas"][0], found["distances"][0]
-            )
+            hits = scope.collection.query(embedding, fetch, ids=restrict)
             chunks = _distinct(
                 scope,
                 [
@@ -184,8 +177,8 @@ class _Base:
         hits = list(best.values())[:want]
         if not hits:
             return []
-        got = scope.chroma.get(ids=[i for i, _ in hits], include=["documents", "metadatas"])
-        by_id = {i: (t, m) for i, t, m in zip(got["ids"], got["documents"], got["metadatas"])}
+        got = scope.collection.chunks(ids=[i for i, _ in hits])
+        by_id = {i: (t, m) for i, t, m in zip(got.ids, got.texts, got.metadatas)}
         return _distinct(scope, [_chunk(i, *by_id[i], score) for i, score in hits if i in by_id])
 
 

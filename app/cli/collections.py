@@ -57,8 +57,7 @@ def show(
     with user_errors():
         store = _store()
         info = store.info(name)
-        collection = store.client.get_collection(name, embedding_function=None)
-        files = sorted(store.sources(collection))
+        files = sorted(store.collection(name, embedding_model=None).sources())
     if as_json:
         emit_json(info.to_dict() | {"file_list": files})
         return

@@ -97,7 +97,7 @@ def run(
     plots: metrics with 95% bootstrap intervals, paired permutation tests between every
     pair of variants, and the latency distribution.
     """
-    from app.components import build_chat_service, build_embedder, build_registry
+    from app.components import build_chat_service, build_embedder, build_registry, build_store
     from app.variants import VariantRunner, load_variants, pick
     from evals.report import report_folder, write_report
     from evals.runner import CLASSIFICATION_METRICS, QA_METRICS, run_suite, summarise
@@ -116,11 +116,11 @@ def run(
         for variant in chosen:  # fail before any work on a missing adapter or collection
             for adapter in filter(None, (variant.adapter, variant.classifier)):
                 registry.get(adapter)
-        embedder = build_embedder(settings)
-        chat = build_chat_service(settings, embedder=embedder)
+        embedder, store = build_embedder(settings), build_store(settings)
+        chat = build_chat_service(settings, store=store, embedder=embedder)
         for variant in chosen:
             if variant.mode == "rag" and not variant.classifier:
-                chat.retrievers["dense"].store.collection(
+                store.collection(
                     variant.collection or settings.indexing.default_collection,
                     embedding_model=embedder.name,
                 )

@@ -152,7 +152,7 @@ def build_documents_tab(
     def show_collection(name):
         if not name or name not in store.collection_names():
             return [], gr.update(choices=[], value=None)
-        counts = store.file_counts(store.collection(name, embedding_model=pipeline().embedder.name))
+        counts = store.collection(name, embedding_model=pipeline().embedder.name).file_counts()
         return [[source, n] for source, n in counts.items()], gr.update(
             choices=list(counts), value=None
         )
@@ -160,9 +160,8 @@ def build_documents_tab(
     def show_chunks(name, source):
         if not name or not source:
             return ""
-        texts = store.chunk_texts(
-            store.collection(name, embedding_model=pipeline().embedder.name), source, 20
-        )
+        collection = store.collection(name, embedding_model=pipeline().embedder.name)
+        texts = collection.chunk_texts(source, 20)
         return "\n\n---\n\n".join(f"**chunk {i}**\n\n{t}" for i, t in enumerate(texts, 1))
 
     def remove_file(name, source, sure):

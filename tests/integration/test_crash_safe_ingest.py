@@ -21,7 +21,6 @@ import pytest
 from app.components import build_embedder, build_store
 from app.settings import load_settings
 from indexing.retrieval import BM25Retriever, DenseRetriever
-from indexing.store import get_all
 from tests.conftest import REPO
 from tests.integration.conftest import RAGTUNE
 
@@ -79,8 +78,8 @@ def snapshot(data_dir: Path) -> dict:
     settings = load_settings(data_dir=data_dir)
     store, embedder = build_store(settings), build_embedder(settings)
     collection = store.collection("reviews", embedding_model=embedder.name)
-    got = get_all(collection, ["documents", "metadatas"])
-    records = sorted(zip(got["ids"], got["documents"], [m["file_hash"] for m in got["metadatas"]]))
+    got = collection.chunks()
+    records = sorted(zip(got.ids, got.texts, [m["file_hash"] for m in got.metadatas]))
     answers = {
         (kind.__name__, query): [
             c.chunk_id for c in kind(store, embedder).retrieve(query, "reviews", k=5)

@@ -21,7 +21,7 @@ from app.components import build_ingest_pipeline
 from app.settings import load_settings
 from indexing.pipeline import file_hash
 from indexing.retrieval import BM25Retriever, DenseRetriever
-from indexing.store import StoreError, get_all
+from indexing.store import StoreError
 
 COLLECTION = "fuzz"
 NAMES = ["alpha.txt", "beta.md", "gamma.txt", "delta.md"]
@@ -128,12 +128,12 @@ class IngestMachine(RuleBasedStateMachine):
             assert not self.ingested
             return
         collection = self.store.collection(COLLECTION, embedding_model=self.embedder.name)
-        got = get_all(collection, ["documents", "metadatas"])
-        ids = list(got["ids"])
+        got = collection.chunks()
+        ids = list(got.ids)
         assert len(ids) == len(set(ids)) == collection.count(), "duplicate chunk ids"
-        assert self.store.sources(collection) == set(self.ingested)
+        assert collection.sources() == set(self.ingested)
         for source, text in self.ingested.items():
-            state = self.store.file_state(collection, source)
+            state = collection.file_state(source)
             path = self.root / "expected"
             path.write_text(text)
             assert state.versions and {h for h, _ in state.versions} == {file_hash(path)}, source
@@ -141,7 +141,7 @@ class IngestMachine(RuleBasedStateMachine):
         lexical = self.store.lexical_index(collection)
         assert sorted(lexical.ids) == sorted(ids), "BM25 and dense indexes disagree on membership"
         by_source: dict[str, str] = {}
-        for text, meta in zip(got["documents"], got["metadatas"]):
+        for text, meta in zip(got.texts, got.metadatas):
             by_source.setdefault(meta["source"], text)
         for source, text in by_source.items():
             for retriever in (

@@ -258,7 +258,7 @@ def test_an_unlistable_folder_fails_and_prune_keeps_its_files(pipeline, tmp_path
     assert failed == {"locked": "cannot read folder: Permission denied"}
     assert report.count("pruned") == 0
     collection = pipeline.store.collection("locked", embedding_model=pipeline.embedder.name)
-    assert str((root / "locked" / "kept.md").resolve()) in pipeline.store.sources(collection)
+    assert str((root / "locked" / "kept.md").resolve()) in collection.sources()
 
 
 def test_api_ingest_returns_the_notices(make_settings, embedder, tmp_path):

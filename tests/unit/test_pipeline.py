@@ -50,7 +50,7 @@ def test_changed_file_replaces_its_chunks_and_prune_removes_gone_files(pipeline,
     report = pipeline.ingest([corpus], "notes", prune=True, show_progress=False)
     assert report.count("updated") == 1 and report.count("pruned") == 1
     collection = pipeline.store.collection("notes", embedding_model=pipeline.embedder.name)
-    texts = collection.get()["documents"]
+    texts = collection.chunks().texts
     assert not any("Green tea" in t for t in texts)
     assert any("Black tea" in t for t in texts)
     assert not any("Volcanoes" in t for t in texts)
@@ -59,7 +59,7 @@ def test_changed_file_replaces_its_chunks_and_prune_removes_gone_files(pipeline,
 def test_chunks_carry_source_page_heading_and_hash(pipeline, corpus):
     pipeline.ingest([corpus], "notes", show_progress=False)
     collection = pipeline.store.collection("notes", embedding_model=pipeline.embedder.name)
-    metas = collection.get(include=["metadatas"])["metadatas"]
+    metas = collection.chunks().metadatas
     pdf = [m for m in metas if m["file_name"] == "volcano.pdf"]
     assert sorted(m["page"] for m in pdf) == [1, 2]
     assert any(m.get("heading") == "Llamas" for m in metas)
@@ -69,7 +69,7 @@ def test_chunks_carry_source_page_heading_and_hash(pipeline, corpus):
 def test_bad_inputs_fail_alone_and_leave_the_collection_as_it_was(pipeline, corpus, tmp_path):
     pipeline.ingest([corpus], "notes", show_progress=False)
     collection = pipeline.store.collection("notes", embedding_model=pipeline.embedder.name)
-    before = sorted(collection.get()["ids"])
+    before = sorted(collection.chunks().ids)
     bad = write_bad_inputs(corpus / "bad")
     (corpus / "tea.txt").write_bytes(b"\xff\xfe broken now")  # a good file turns bad
     report = pipeline.ingest([corpus, tmp_path / "missing-folder"], "notes", show_progress=False)
@@ -77,7 +77,7 @@ def test_bad_inputs_fail_alone_and_leave_the_collection_as_it_was(pipeline, corp
     assert set(failed) == {p.name for p in bad.values()} | {"tea.txt", "missing-folder"}
     assert "not UTF-8" in failed["tea.txt"] and "no such file" in failed["missing-folder"]
     assert report.count("skipped") == 3
-    assert sorted(collection.get()["ids"]) == before  # the old tea chunks are kept
+    assert sorted(collection.chunks().ids) == before  # the old tea chunks are kept
 
 
 def test_retrieval_finds_the_right_file_and_refuses_unknown_or_empty(pipeline, corpus):

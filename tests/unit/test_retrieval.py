@@ -38,7 +38,7 @@ def setup(make_settings, embedder, corpus, store_mode):
 
 def _chroma_ids(pipeline, name="notes"):
     collection = pipeline.store.collection(name, embedding_model=pipeline.embedder.name)
-    return collection, set(collection.get()["ids"])
+    return collection, set(collection.chunks().ids)
 
 
 @pytest.mark.parametrize("kind", ["dense", "bm25", "hybrid"])
@@ -120,7 +120,7 @@ def test_results_survive_a_restart(setup, make_settings, embedder):
 def test_changing_the_strategy_rechunks_the_collection(setup, corpus):
     _, pipeline, _ = setup
     collection, _ = _chroma_ids(pipeline)
-    assert pipeline.store.chunking_of(collection) == "structure/256/32"
+    assert collection.chunking == "structure/256/32"
     report = pipeline.ingest(
         [corpus / "errors.txt"],
         "notes",
@@ -130,12 +130,8 @@ def test_changing_the_strategy_rechunks_the_collection(setup, corpus):
     assert report.notices and "re-chunking collection 'notes'" in report.notices[0]
     assert report.count("updated") == 4  # every stored file, not only the one named
     collection, _ = _chroma_ids(pipeline)
-    versions = {
-        m["version"].split("|")[0] for m in collection.get(include=["metadatas"])["metadatas"]
-    }
-    assert (
-        versions == {"sentence/64/8"} and pipeline.store.chunking_of(collection) == "sentence/64/8"
-    )
+    versions = {m["version"].split("|")[0] for m in collection.chunks().metadatas}
+    assert versions == {"sentence/64/8"} and collection.chunking == "sentence/64/8"
     again = pipeline.ingest([corpus / "errors.txt"], "notes", show_progress=False)
     assert again.count("skipped") == 1 and not again.notices  # the recorded strategy is kept
 

@@ -29,14 +29,8 @@ def test_planted_instructions_are_fenced_sources_and_hidden_html_is_stripped(
     pipeline = build_ingest_pipeline(settings, embedder=embedder)
     pipeline.ingest([corpus], "notes", show_progress=False)
     stored = " ".join(
-        " ".join(
-            pipeline.store.chunk_texts(
-                pipeline.store.collection("notes", embedding_model=embedder.name), s
-            )
-        )
-        for s in pipeline.store.file_counts(
-            pipeline.store.collection("notes", embedding_model=embedder.name)
-        )
+        " ".join(pipeline.store.collection("notes", embedding_model=embedder.name).chunk_texts(s))
+        for s in pipeline.store.collection("notes", embedding_model=embedder.name).file_counts()
     )
     for hidden in ("admin password", "forget your rules", "exfiltrate", "alert("):
         assert hidden not in stored, hidden
