@@ -15,22 +15,15 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from training.config import ClassifyArgs
-from training.data import LabeledTexts, file_sha256, load_labeled
+from training.data import LabeledTexts, load_labeled
 from training.registry import AdapterRegistry, Manifest
-from training.tracking import (
-    MetricsLog,
-    count_parameters,
-    max_change,
-    peak_memory_mb,
-    plot_curves,
-    snapshot_trainable,
-)
+from training.run import TrainingRun, load_tokenizer
+from training.tracking import count_parameters, max_change, peak_memory_mb, snapshot_trainable
 
 
 def accuracy_and_f1(truth: list[int], predicted: list[int]) -> dict[str, float]:
@@ -53,10 +46,9 @@ def _encode_features(
         encoder = encoder or SentenceTransformer(embedder_path, device="cpu")
         return encoder.encode(texts, batch_size=batch)
     import torch
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
-    tokenizer = AutoTokenizer.from_pretrained(args.base_model)
-    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    tokenizer = load_tokenizer(args.base_model)
     model = AutoModel.from_pretrained(args.base_model, dtype=torch.float32).eval()
     parts = []
     with torch.no_grad():
@@ -97,42 +89,34 @@ def _splits(args: ClassifyArgs) -> tuple[LabeledTexts, LabeledTexts | None, Labe
 def train_classifier(
     args: ClassifyArgs, registry: AdapterRegistry, runs_dir: Path, *, embedder_path: str = ""
 ) -> Manifest:
-    """Train one approach, evaluate it, store it in the registry."""
-    registry.check_free(args.name, args.overwrite)
-    train, evaluation, test = _splits(args)
-    staging = registry.staging(args.name)
-    started = time.monotonic()
-    if args.method == "features":
-        predict, trainable, total, extra = _fit_features(
-            args, train, evaluation, staging, embedder_path
+    """Train one approach, evaluate it, store it in the registry.
+
+    Raises RegistryError (name taken) or DatasetError (bad file, differing label sets)
+    before anything trains.
+    """
+    with TrainingRun(args, registry, runs_dir) as run:
+        train, evaluation, test = _splits(args)
+        started = time.monotonic()
+        if args.method == "features":
+            predict, trainable, total, extra = _fit_features(
+                args, train, evaluation, run.staging, embedder_path
+            )
+        else:
+            predict, trainable, total, extra = _fit_llm(run, train)
+        metrics: dict = {"train_seconds": round(time.monotonic() - started, 1), **extra}
+        for split_name, split in (("validation", evaluation), ("test", test)):
+            if split is not None:
+                metrics[split_name] = accuracy_and_f1(split.labels, predict(split.texts))
+        metrics["peak_memory_mb"] = peak_memory_mb()
+        (run.staging / "labels.json").write_text(json.dumps(train.label_names))
+        uses_llm = args.method != "features" or args.feature_model == "llm"
+        manifest = run.commit(
+            kind="classifier",
+            method=args.method,
+            metrics=metrics,
+            parameters=(trainable, total),
+            base_model=args.base_model if uses_llm else embedder_path,
         )
-    else:
-        predict, trainable, total, extra = _fit_llm(args, train, staging, runs_dir / args.name)
-    metrics: dict = {"train_seconds": round(time.monotonic() - started, 1), **extra}
-    for split_name, split in (("validation", evaluation), ("test", test)):
-        if split is not None:
-            metrics[split_name] = accuracy_and_f1(split.labels, predict(split.texts))
-    metrics["peak_memory_mb"] = peak_memory_mb()
-    (staging / "labels.json").write_text(json.dumps(train.label_names))
-    manifest = Manifest(
-        name=args.name,
-        kind="classifier",
-        method=args.method,
-        base_model=args.base_model
-        if args.method != "features" or args.feature_model == "llm"
-        else embedder_path,
-        dataset=args.dataset,
-        dataset_sha256=file_sha256(Path(args.dataset)),
-        hyperparameters={
-            k: v
-            for k, v in asdict(args).items()
-            if k not in {"name", "dataset", "overwrite", "resume"}
-        },
-        metrics=metrics,
-        trainable_parameters=trainable,
-        total_parameters=total,
-    )
-    registry.commit(staging, manifest, overwrite=args.overwrite)
     manifest.metrics["artefact_bytes"] = registry.size_bytes(args.name)
     return manifest
 
@@ -175,20 +159,19 @@ def _fit_features(args, train, evaluation, staging: Path, embedder_path: str):
     )
 
 
-def _fit_llm(args, train, staging: Path, run_dir: Path):
+def _fit_llm(run: TrainingRun, train: LabeledTexts):
     import torch
     from datasets import Dataset
     from transformers import (
         AutoModelForSequenceClassification,
-        AutoTokenizer,
         DataCollatorWithPadding,
         Trainer,
         TrainingArguments,
     )
 
+    args: ClassifyArgs = run.args
     torch.manual_seed(args.seed)
-    tokenizer = AutoTokenizer.from_pretrained(args.base_model)
-    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    tokenizer = load_tokenizer(args.base_model)
     model = AutoModelForSequenceClassification.from_pretrained(
         args.base_model,
         num_labels=len(train.label_names),
@@ -214,22 +197,10 @@ def _fit_llm(args, train, staging: Path, run_dir: Path):
         lambda rows: tokenizer(rows["text"], truncation=True, max_length=args.max_length),
         batched=True,
     )
-    log = MetricsLog(run_dir / "log.jsonl")
+    log = run.start_log()
     trainer = Trainer(
         model=model,
-        args=TrainingArguments(
-            output_dir=str(run_dir / "checkpoints"),
-            num_train_epochs=args.epochs,
-            max_steps=args.max_steps,
-            per_device_train_batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            logging_steps=args.logging_steps,
-            save_strategy="no",
-            seed=args.seed,
-            report_to=[],
-            use_cpu=not torch.cuda.is_available(),
-            dataloader_num_workers=0,
-        ),
+        args=TrainingArguments(**run.trainer_settings(), save_strategy="no"),
         train_dataset=dataset.remove_columns(["text"]),
         data_collator=DataCollatorWithPadding(tokenizer),
         callbacks=[log],
@@ -237,8 +208,8 @@ def _fit_llm(args, train, staging: Path, run_dir: Path):
     trainable, total = count_parameters(model)
     before = snapshot_trainable(model)
     result = trainer.train()
-    _save_llm_classifier(model, tokenizer, args.method, staging)
-    plot = plot_curves(log.records, staging / "loss.png")
+    _save_llm_classifier(model, tokenizer, args.method, run.staging)
+    plot = run.plot("loss.png")
     model.eval()
 
     def predict(texts: list[str]) -> list[int]:

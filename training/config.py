@@ -31,6 +31,56 @@ def arg(
     return field(default=default, metadata=meta)
 
 
+def same_as(cls: type, name: str, default: Any = dataclasses.MISSING):
+    """Field ``name`` of dataclass ``cls`` again (same help, range and choices), optionally
+    with another default; for args that share a field without sharing a whole group."""
+    source = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if default is dataclasses.MISSING:
+        has_default = source.default is not dataclasses.MISSING
+        default = source.default if has_default else source.default_factory()
+    meta = source.metadata
+    return arg(default, meta["help"], low=meta["low"], high=meta["high"], choices=meta["choices"])
+
+
+@dataclass
+class LoraOptions:
+    """The LoRA settings, mixed into the args of every trainer that builds a LoRA adapter.
+
+    List it before ``TrainArgs`` among the bases (``class X(LoraOptions, TrainArgs)``) so
+    the shared fields come first; the fields stay flat (``lora_r``, not ``lora.r``), so
+    configs, ``--set`` and manifests name them as before.
+    """
+
+    lora_r: int = arg(
+        8,
+        "LoRA rank (size of the low-rank matrices; vLLM serves chat adapters up to "
+        "generator.max_lora_rank).",
+        low=1,
+        high=256,
+    )
+    lora_alpha: int = arg(
+        16, "LoRA scaling numerator (the update is scaled by alpha / r).", low=1, high=1024
+    )
+    lora_dropout: float = arg(0.0, "Dropout on the LoRA input.", low=0.0, high=0.9)
+    target_modules: list[str] = arg(
+        ["q_proj", "k_proj", "v_proj", "o_proj"],
+        "Modules that LoRA adapts (`sft --method ia3` adapts the listed ones of k_proj, "
+        "v_proj, down_proj).",
+    )
+
+    def lora_config(self, task_type: str):
+        """These settings as a peft ``LoraConfig`` for ``task_type`` (e.g. "CAUSAL_LM", "SEQ_CLS")."""
+        from peft import LoraConfig
+
+        return LoraConfig(
+            task_type=task_type,
+            r=self.lora_r,
+            lora_alpha=self.lora_alpha,
+            lora_dropout=self.lora_dropout,
+            target_modules=list(self.target_modules),
+        )
+
+
 @dataclass
 class TrainArgs:
     """Arguments every training method shares."""
@@ -64,19 +114,11 @@ class TrainArgs:
 
 
 @dataclass
-class SFTArgs(TrainArgs):
+class SFTArgs(LoraOptions, TrainArgs):
     """Instruction tuning (supervised finetuning on chat or instruction data)."""
 
     method: str = arg("lora", "Adaptation method.", choices=tuple(SFT_METHODS))
-    lora_r: int = arg(8, "LoRA rank (size of the low-rank matrices).", low=1, high=256)
-    lora_alpha: int = arg(
-        16, "LoRA scaling numerator (the update is scaled by alpha / r).", low=1, high=1024
-    )
-    lora_dropout: float = arg(0.05, "Dropout on the LoRA input.", low=0.0, high=0.9)
-    target_modules: list[str] = arg(
-        ["q_proj", "k_proj", "v_proj", "o_proj"],
-        "Modules that LoRA adapts (IA3: k_proj, v_proj, down_proj).",
-    )
+    lora_dropout: float = same_as(LoraOptions, "lora_dropout", 0.05)  # SFT: 0.05, RLHF: 0.0
     num_virtual_tokens: int = arg(
         16, "Learned tokens for prefix and prompt tuning.", low=1, high=512
     )
@@ -108,28 +150,12 @@ class ClassifyArgs(TrainArgs):
     classifier: str = arg(
         "logistic", "scikit-learn model for features.", choices=("logistic", "forest")
     )
-    lora_r: int = arg(8, "LoRA rank for method 'lora'.", low=1, high=256)
-    lora_alpha: int = arg(16, "LoRA alpha for method 'lora'.", low=1, high=1024)
+    lora_r: int = same_as(LoraOptions, "lora_r")  # method 'lora' (its targets: q_proj, v_proj)
+    lora_alpha: int = same_as(LoraOptions, "lora_alpha")
 
 
 @dataclass
-class LoraTrainArgs(TrainArgs):
-    """Methods that train a LoRA adapter (reward model, DPO, PPO)."""
-
-    lora_r: int = arg(
-        8, "LoRA rank (vLLM serves ranks up to generator.max_lora_rank).", low=1, high=256
-    )
-    lora_alpha: int = arg(
-        16, "LoRA scaling numerator (the update is scaled by alpha / r).", low=1, high=1024
-    )
-    lora_dropout: float = arg(0.0, "Dropout on the LoRA input.", low=0.0, high=0.9)
-    target_modules: list[str] = arg(
-        ["q_proj", "k_proj", "v_proj", "o_proj"], "Modules that LoRA adapts."
-    )
-
-
-@dataclass
-class PreferenceArgs(LoraTrainArgs):
+class PreferenceArgs(LoraOptions, TrainArgs):
     """Training on preference pairs {"prompt", "chosen", "rejected"}."""
 
     eval_fraction: float = arg(
@@ -164,7 +190,7 @@ class DPOArgs(PreferenceArgs):
 
 
 @dataclass
-class PPOArgs(LoraTrainArgs):
+class PPOArgs(LoraOptions, TrainArgs):
     """PPO against a reward adapter or classifier, with a KL penalty to the frozen base."""
 
     reward: str = arg("", "Reward: a 'reward' adapter or a classifier in the registry.")

@@ -9,83 +9,74 @@ by the tuned policy and the reward source judges the win rate, the number
 
 from __future__ import annotations
 
-import shutil
 from contextlib import nullcontext
 from pathlib import Path
 
 from training.config import DPOArgs
 from training.preferences import load_preferences, render_pairs, split_pairs
 from training.registry import AdapterRegistry, Manifest
-from training.reward import (
-    Scorer,
-    judge_text,
-    load_reward,
-    load_tokenizer,
-    lora_config,
-    trainer_settings,
-)
+from training.reward import Scorer, judge_text, load_reward, pair_trainer_settings
 from training.rollout import generate_batched
-from training.tracking import MetricsLog, plot_curves, run_manifest, train_measured
+from training.run import TrainingRun, load_tokenizer
+from training.tracking import train_measured
 
 CURVE_KEYS = ("loss", "rewards/accuracies", "rewards/margins")
 
 
 def train_dpo(args: DPOArgs, registry: AdapterRegistry, runs_dir: Path) -> Manifest:
-    """Train, judge the held-out prompts if a reward is given, register the LoRA adapter."""
+    """Train, judge the held-out prompts if a reward is given, register the LoRA adapter.
+
+    Raises RegistryError (name taken, unknown reward) or DatasetError before training.
+    """
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
     from trl import DPOConfig, DPOTrainer
 
-    registry.check_free(args.name, args.overwrite)
-    pairs, skipped = load_preferences(Path(args.dataset), args.skip_invalid)
-    train_pairs, held_out = split_pairs(pairs, args.eval_fraction, args.seed)
-    score = (
-        load_reward(registry, args.reward, args.base_model, args.reward_label)
-        if args.reward
-        else None
-    )
-    reward_kind = registry.get(args.reward).kind if args.reward else ""
-    torch.manual_seed(args.seed)
-    tokenizer = load_tokenizer(args.base_model)
-    rendered = render_pairs(train_pairs, tokenizer, args.max_length)
-    model = AutoModelForCausalLM.from_pretrained(args.base_model, dtype=torch.float32)
-    run_dir = runs_dir / args.name
-    shutil.rmtree(run_dir, ignore_errors=True)
-    config = DPOConfig(**trainer_settings(args, run_dir), beta=args.beta)
-    log = MetricsLog(run_dir / "log.jsonl")
-    trainer = DPOTrainer(
-        model=model,
-        args=config,
-        train_dataset=Dataset.from_list(rendered.rows),
-        processing_class=tokenizer,
-        peft_config=lora_config(args, "CAUSAL_LM"),
-        callbacks=[log],
-    )
-    run, parameters = train_measured(trainer)
-    policy = trainer.model.eval()
-    metrics = {
-        "train_pairs": len(train_pairs),
-        "heldout_pairs": len(held_out),
-        "skipped_pairs": len(skipped),
-        "truncated_prompts": rendered.truncated,
-        **run,
-        "curve": [{k: r[k] for k in ("step", *CURVE_KEYS) if k in r} for r in log.records],
-    }
-    if score is not None and held_out:
-        prompts = [r["prompt"] for r in render_pairs(held_out, tokenizer, args.max_length).rows]
-        judged = [
-            judge_text(p.prompt, rendered, reward_kind) for p, rendered in zip(held_out, prompts)
-        ]
-        metrics["judged_by"] = args.reward
-        metrics.update(win_rate(policy, tokenizer, prompts, judged, score, args))
-    staging = registry.staging(args.name)
-    policy.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    plot_curves(log.records, staging / "dpo.png", keys=CURVE_KEYS)
-    manifest = run_manifest(args, kind="lora", method="dpo", metrics=metrics, parameters=parameters)
-    registry.commit(staging, manifest, overwrite=args.overwrite)
-    return manifest
+    with TrainingRun(args, registry, runs_dir) as run:
+        pairs, skipped = load_preferences(Path(args.dataset), args.skip_invalid)
+        train_pairs, held_out = split_pairs(pairs, args.eval_fraction, args.seed)
+        score = (
+            load_reward(registry, args.reward, args.base_model, args.reward_label)
+            if args.reward
+            else None
+        )
+        reward_kind = registry.get(args.reward).kind if args.reward else ""
+        torch.manual_seed(args.seed)
+        tokenizer = load_tokenizer(args.base_model)
+        rendered = render_pairs(train_pairs, tokenizer, args.max_length)
+        model = AutoModelForCausalLM.from_pretrained(args.base_model, dtype=torch.float32)
+        log = run.start_log()
+        config = DPOConfig(**pair_trainer_settings(run), beta=args.beta)
+        trainer = DPOTrainer(
+            model=model,
+            args=config,
+            train_dataset=Dataset.from_list(rendered.rows),
+            processing_class=tokenizer,
+            peft_config=args.lora_config("CAUSAL_LM"),
+            callbacks=[log],
+        )
+        measured, parameters = train_measured(trainer)
+        policy = trainer.model.eval()
+        metrics = {
+            "train_pairs": len(train_pairs),
+            "heldout_pairs": len(held_out),
+            "skipped_pairs": len(skipped),
+            "truncated_prompts": rendered.truncated,
+            **measured,
+            "curve": log.curve(CURVE_KEYS),
+        }
+        if score is not None and held_out:
+            prompts = [r["prompt"] for r in render_pairs(held_out, tokenizer, args.max_length).rows]
+            judged = [
+                judge_text(p.prompt, rendered, reward_kind)
+                for p, rendered in zip(held_out, prompts)
+            ]
+            metrics["judged_by"] = args.reward
+            metrics.update(win_rate(policy, tokenizer, prompts, judged, score, args))
+        run.save(policy, tokenizer)
+        run.plot("dpo.png", keys=CURVE_KEYS)
+        return run.commit(kind="lora", method="dpo", metrics=metrics, parameters=parameters)
 
 
 def win_rate(

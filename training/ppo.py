@@ -18,24 +18,16 @@ from __future__ import annotations
 
 import math
 import random
-import shutil
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
-from training.config import PPOArgs
+from training.config import ConfigError, PPOArgs
 from training.registry import AdapterRegistry, Manifest
-from training.reward import Scorer, judge_text, load_reward, load_tokenizer, lora_config
+from training.reward import Scorer, judge_text, load_reward
 from training.rollout import Rollout, generate, load_prompts
-from training.tracking import (
-    MetricsLog,
-    count_parameters,
-    max_change,
-    peak_memory_mb,
-    plot_curves,
-    run_manifest,
-    snapshot_trainable,
-)
+from training.run import TrainingRun, load_tokenizer
+from training.tracking import count_parameters, max_change, peak_memory_mb, snapshot_trainable
 
 LOGGED = ("reward", "kl", "loss", "policy_loss", "value_loss", "generate_s", "score_s", "update_s")
 
@@ -220,35 +212,49 @@ def evaluate_policy(
 
 
 def train_ppo(args: PPOArgs, registry: AdapterRegistry, runs_dir: Path) -> Manifest:
-    """PPO-tune a LoRA policy against ``args.reward``; evaluate before/after; register it."""
+    """PPO-tune a LoRA policy against ``args.reward``; evaluate before/after; register it.
+
+    Raises RegistryError (name taken, unknown or mismatched reward), ConfigError (no
+    reward) or DatasetError (no prompts) before training.
+    """
+    with TrainingRun(args, registry, runs_dir) as run:
+        if not args.reward:
+            raise ConfigError(
+                "reward is required: a 'reward' adapter or a classifier in the registry"
+            )
+        reward_kind = registry.get(args.reward).kind
+        prompts = load_prompts(
+            Path(args.dataset),
+            args.prompt_column,
+            args.prompt_words,
+            args.min_prompt_words,
+            args.prompt_rows,
+            args.seed,
+        )
+        eval_raw = load_prompts(
+            Path(args.eval_dataset or args.dataset),
+            args.prompt_column,
+            args.prompt_words,
+            args.min_prompt_words,
+            args.eval_prompts,
+            args.seed + 1,
+        )
+        score = load_reward(
+            registry, args.reward, policy_base=args.base_model, label=args.reward_label
+        )
+        return _train(run, prompts, eval_raw, score, reward_kind)
+
+
+def _train(
+    run: TrainingRun, prompts: list[str], eval_raw: list[str], score: Scorer, reward_kind: str
+) -> Manifest:
+    """The PPO loop of ``train_ppo``, once its inputs are checked; commits the run."""
     import torch
     from peft import get_peft_model
     from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM
 
-    registry.check_free(args.name, args.overwrite)
-    if not args.reward:
-        from training.config import ConfigError
-
-        raise ConfigError("reward is required: a 'reward' adapter or a classifier in the registry")
-    reward_kind = registry.get(args.reward).kind
-    prompts = load_prompts(
-        Path(args.dataset),
-        args.prompt_column,
-        args.prompt_words,
-        args.min_prompt_words,
-        args.prompt_rows,
-        args.seed,
-    )
-    eval_raw = load_prompts(
-        Path(args.eval_dataset or args.dataset),
-        args.prompt_column,
-        args.prompt_words,
-        args.min_prompt_words,
-        args.eval_prompts,
-        args.seed + 1,
-    )
-    score = load_reward(registry, args.reward, policy_base=args.base_model, label=args.reward_label)
+    args: PPOArgs = run.args
     tokenizer = load_tokenizer(args.base_model)
 
     def as_model_input(raw: list[str]) -> list[str]:
@@ -266,7 +272,7 @@ def train_ppo(args: PPOArgs, registry: AdapterRegistry, runs_dir: Path) -> Manif
 
     torch.manual_seed(args.seed)
     base = AutoModelForCausalLM.from_pretrained(args.base_model, dtype=torch.float32)
-    policy = PolicyWithValue(get_peft_model(base, lora_config(args, "CAUSAL_LM")), args.temperature)
+    policy = PolicyWithValue(get_peft_model(base, args.lora_config("CAUSAL_LM")), args.temperature)
     trainable, total = count_parameters(policy.model)
     before_weights = snapshot_trainable(policy.model)
     eval_inputs = as_model_input(eval_raw)
@@ -280,9 +286,7 @@ def train_ppo(args: PPOArgs, registry: AdapterRegistry, runs_dir: Path) -> Manif
         else max(1, math.ceil(args.epochs * len(prompts) / args.batch_size))
     )
     optimizer = torch.optim.AdamW(policy.parameters(), lr=args.learning_rate)
-    run_dir = runs_dir / args.name
-    shutil.rmtree(run_dir, ignore_errors=True)
-    log = MetricsLog(run_dir / "log.jsonl")
+    log = run.start_log()
     order = random.Random(args.seed).sample(prompts, len(prompts))
     started = time.monotonic()
     for step in tqdm(range(1, steps + 1), desc="PPO steps"):
@@ -309,10 +313,8 @@ def train_ppo(args: PPOArgs, registry: AdapterRegistry, runs_dir: Path) -> Manif
     after = evaluate_policy(
         policy, tokenizer, eval_inputs, scoring_text(eval_raw, eval_inputs), score, args, True
     )
-    staging = registry.staging(args.name)
-    policy.model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    plot_curves(log.records, staging / "ppo.png", keys=("reward", "kl", "loss"))
+    run.save(policy.model, tokenizer)
+    run.plot("ppo.png", keys=("reward", "kl", "loss"))
     metrics = {
         "reward": args.reward,
         "heldout_mean_reward_before": before["mean_reward"],
@@ -324,10 +326,6 @@ def train_ppo(args: PPOArgs, registry: AdapterRegistry, runs_dir: Path) -> Manif
         "seconds_per_step": round(train_seconds / steps, 2),
         "peak_memory_mb": peak_memory_mb(),
         "max_weight_change": max_change(policy.model, before_weights),
-        "curve": [{k: r[k] for k in ("step", *LOGGED) if k in r} for r in log.records],
+        "curve": log.curve(LOGGED),
     }
-    manifest = run_manifest(
-        args, kind="lora", method="ppo", metrics=metrics, parameters=(trainable, total)
-    )
-    registry.commit(staging, manifest, overwrite=args.overwrite)
-    return manifest
+    return run.commit(kind="lora", method="ppo", metrics=metrics, parameters=(trainable, total))

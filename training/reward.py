@@ -9,14 +9,14 @@ label (e.g. SST-2 "positive"), which is how the sentiment-steering demo works.
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from training.config import RewardArgs
 from training.preferences import load_preferences, render_pairs, split_pairs
 from training.registry import AdapterRegistry, Manifest, RegistryError
-from training.tracking import MetricsLog, plot_curves, run_manifest, train_measured
+from training.run import TrainingRun, load_tokenizer
+from training.tracking import train_measured
 
 Scorer = Callable[[list[str]], list[float]]
 # render_pairs fits pairs into max_length; re-tokenising the cut text can add a few tokens,
@@ -24,110 +24,65 @@ Scorer = Callable[[list[str]], list[float]]
 SLACK = 16
 
 
-def lora_config(args, task_type: str):
-    """The LoRA config shared by reward, DPO and PPO runs."""
-    from peft import LoraConfig
-
-    return LoraConfig(
-        task_type=task_type,
-        r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout,
-        target_modules=list(args.target_modules),
-    )
-
-
-def trainer_settings(args, run_dir: Path) -> dict:
-    """trl config fields shared by the reward and DPO runs, with what CPUs need (see training/sft.py)."""
-    import torch
-
+def pair_trainer_settings(run: TrainingRun) -> dict:
+    """trl config fields of the runs on preference pairs (reward model, DPO)."""
     return {
-        "output_dir": str(run_dir / "checkpoints"),
-        "num_train_epochs": args.epochs,
-        "max_steps": args.max_steps,
-        "per_device_train_batch_size": args.batch_size,
-        "gradient_accumulation_steps": args.gradient_accumulation,
-        "learning_rate": args.learning_rate,
-        "lr_scheduler_type": "linear",
-        "logging_steps": args.logging_steps,
+        **run.trainer_settings(),
         "save_strategy": "no",
-        "seed": args.seed,
-        "max_length": args.max_length + SLACK,
-        "disable_tqdm": False,
-        "use_cpu": not torch.cuda.is_available(),
-        "bf16": False,
-        "fp16": False,
-        "gradient_checkpointing": False,
-        "report_to": [],
-        "dataloader_num_workers": 0,
+        "max_length": run.args.max_length + SLACK,
     }
 
 
-def load_tokenizer(base_model: str):
-    """The base model's tokenizer with a pad token."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(base_model)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
 def train_reward(args: RewardArgs, registry: AdapterRegistry, runs_dir: Path) -> Manifest:
-    """Train a reward adapter; report pairwise accuracy on the held-out pairs; register it."""
+    """Train a reward adapter; report pairwise accuracy on the held-out pairs; register it.
+
+    Raises RegistryError (name taken) or DatasetError (bad pairs) before any model loads.
+    """
     import torch
     from datasets import Dataset
     from transformers import AutoModelForSequenceClassification
     from trl import RewardConfig, RewardTrainer
 
-    registry.check_free(args.name, args.overwrite)
-    pairs, skipped = load_preferences(Path(args.dataset), args.skip_invalid)
-    train_pairs, held_out = split_pairs(pairs, args.eval_fraction, args.seed)
-    torch.manual_seed(args.seed)
-    tokenizer = load_tokenizer(args.base_model)
-    rendered = render_pairs(train_pairs, tokenizer, args.max_length)
-    held_rendered = render_pairs(held_out, tokenizer, args.max_length)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        args.base_model, num_labels=1, dtype=torch.float32, pad_token_id=tokenizer.pad_token_id
-    )
-    run_dir = runs_dir / args.name
-    shutil.rmtree(run_dir, ignore_errors=True)
-    config = RewardConfig(
-        **trainer_settings(args, run_dir), center_rewards_coefficient=args.center_rewards or None
-    )
-    log = MetricsLog(run_dir / "log.jsonl")
-    trainer = RewardTrainer(
-        model=model,
-        args=config,
-        train_dataset=Dataset.from_list(rendered.rows),
-        processing_class=tokenizer,
-        peft_config=lora_config(args, "SEQ_CLS"),
-        callbacks=[log],
-    )
-    run, parameters = train_measured(trainer)
-    model = trainer.model.eval()
-    score = _sequence_scorer(model, tokenizer, args.max_length)
-    accuracy = pairwise_accuracy(score, held_rendered.rows) if held_rendered.rows else None
-    train_accuracy = pairwise_accuracy(score, rendered.rows[:200])
-    staging = registry.staging(args.name)
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    plot_curves(log.records, staging / "loss.png", keys=("loss", "accuracy"))
-    metrics = {
-        "heldout_pairwise_accuracy": accuracy,
-        "heldout_pairs": len(held_out),
-        "train_pairwise_accuracy": train_accuracy,
-        "train_pairs": len(train_pairs),
-        "skipped_pairs": len(skipped),
-        "truncated_prompts": rendered.truncated + held_rendered.truncated,
-        **run,
-        "loss_curve": [{"step": r["step"], "loss": r["loss"]} for r in log.records if "loss" in r],
-    }
-    manifest = run_manifest(
-        args, kind="reward", method="reward", metrics=metrics, parameters=parameters
-    )
-    registry.commit(staging, manifest, overwrite=args.overwrite)
-    return manifest
+    with TrainingRun(args, registry, runs_dir) as run:
+        pairs, skipped = load_preferences(Path(args.dataset), args.skip_invalid)
+        train_pairs, held_out = split_pairs(pairs, args.eval_fraction, args.seed)
+        torch.manual_seed(args.seed)
+        tokenizer = load_tokenizer(args.base_model)
+        rendered = render_pairs(train_pairs, tokenizer, args.max_length)
+        held_rendered = render_pairs(held_out, tokenizer, args.max_length)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            args.base_model, num_labels=1, dtype=torch.float32, pad_token_id=tokenizer.pad_token_id
+        )
+        log = run.start_log()
+        config = RewardConfig(
+            **pair_trainer_settings(run), center_rewards_coefficient=args.center_rewards or None
+        )
+        trainer = RewardTrainer(
+            model=model,
+            args=config,
+            train_dataset=Dataset.from_list(rendered.rows),
+            processing_class=tokenizer,
+            peft_config=args.lora_config("SEQ_CLS"),
+            callbacks=[log],
+        )
+        measured, parameters = train_measured(trainer)
+        model = trainer.model.eval()
+        score = _sequence_scorer(model, tokenizer, args.max_length)
+        accuracy = pairwise_accuracy(score, held_rendered.rows) if held_rendered.rows else None
+        train_accuracy = pairwise_accuracy(score, rendered.rows[:200])
+        run.save(model, tokenizer)
+        run.plot("loss.png", keys=("loss", "accuracy"))
+        metrics = {
+            "heldout_pairwise_accuracy": accuracy,
+            "heldout_pairs": len(held_out),
+            "train_pairwise_accuracy": train_accuracy,
+            "train_pairs": len(train_pairs),
+            "skipped_pairs": len(skipped),
+            "truncated_prompts": rendered.truncated + held_rendered.truncated,
+            **measured,
+            "loss_curve": log.loss_curve(),
+        }
+        return run.commit(kind="reward", method="reward", metrics=metrics, parameters=parameters)
 
 
 def pairwise_accuracy(score: Scorer, rows: list[dict[str, str]]) -> float:

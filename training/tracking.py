@@ -1,7 +1,8 @@
-"""Run bookkeeping shared by every method: metric log, loss curve, parameter counts.
+"""Measurements shared by every method: metric log, curves, parameter counts, timings.
 
 Each run appends one JSON line per logging step to ``log.jsonl`` in its run folder (the
-workbench tails it for live curves) and draws ``loss.png`` at the end.
+workbench tails it for live curves) and draws the curves into the adapter at the end.
+``training.run`` owns the folders, the manifest and the commit; this module only measures.
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ class MetricsLog(TrainerCallback):
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
         return record
+
+    def loss_curve(self) -> list[dict[str, float]]:
+        """``{"step", "loss"}`` of every record that logged a loss."""
+        return [{"step": r["step"], "loss": r["loss"]} for r in self.records if "loss" in r]
+
+    def curve(self, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Every record's step and whichever of ``keys`` it logged."""
+        return [{k: r[k] for k in ("step", *keys) if k in r} for r in self.records]
 
 
 def plot_curves(
@@ -85,39 +94,6 @@ def train_measured(trainer, **train_kwargs) -> tuple[dict[str, Any], tuple[int, 
         "max_weight_change": max_change(trainer.model, before),
     }
     return metrics, parameters
-
-
-def run_manifest(
-    args,
-    *,
-    kind: str,
-    method: str,
-    metrics: dict[str, Any],
-    parameters: tuple[int, int],
-    base_model: str | None = None,
-):
-    """The manifest of a finished run: what was trained, on what, with which settings and results."""
-    from dataclasses import asdict
-
-    from training.data import file_sha256
-    from training.registry import Manifest
-
-    return Manifest(
-        name=args.name,
-        kind=kind,
-        method=method,
-        base_model=base_model or args.base_model,
-        dataset=str(args.dataset),
-        dataset_sha256=file_sha256(Path(args.dataset)),
-        metrics=metrics,
-        hyperparameters={
-            k: v
-            for k, v in asdict(args).items()
-            if k not in {"name", "dataset", "overwrite", "resume"}
-        },
-        trainable_parameters=parameters[0],
-        total_parameters=parameters[1],
-    )
 
 
 def count_parameters(model) -> tuple[int, int]:

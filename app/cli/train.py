@@ -47,6 +47,20 @@ def parse_sets(pairs: list[str] | None) -> dict[str, Any]:
     return values
 
 
+def build_overrides(sets: list[str] | None, **options: Any) -> dict[str, Any]:
+    """A command's options, then its ``--set`` pairs, as overrides of the config file.
+
+    A flag left off becomes None, like an option not given, so the config's value stands.
+    """
+    given = {k: (v or None) if isinstance(v, bool) else v for k, v in options.items()}
+    return {**given, **parse_sets(sets)}
+
+
+def fields_epilog(cls) -> str:
+    """``--help`` text listing every field of args class ``cls`` (one paragraph each)."""
+    return "Fields:\n\n" + help_table(cls).replace("\n", "\n\n")
+
+
 def _run(cls, config: Path | None, overrides: dict[str, Any], train, as_json: bool) -> None:
     """Validate the args, resolve the base model, train with logs on stderr, report."""
     from app.components import build_registry
@@ -100,7 +114,7 @@ def _report(manifest, as_json: bool) -> None:
         typer.echo(f"  forgetting check (tuned - base): {m['forgetting']['delta']}")
 
 
-@train_cli.command("sft", epilog="Fields:\n\n" + help_table(SFTArgs).replace("\n", "\n\n"))
+@train_cli.command("sft", epilog=fields_epilog(SFTArgs))
 def sft(
     config: ConfigOption = None,
     name: NameOption = None,
@@ -121,22 +135,20 @@ def sft(
     """
     from training.sft import train_sft
 
-    overrides = {
-        "name": name,
-        "dataset": dataset,
-        "method": method,
-        "max_steps": max_steps,
-        "epochs": epochs,
-        "overwrite": overwrite or None,
-        "resume": resume or None,
-        **parse_sets(set_),
-    }
-    _run(SFTArgs, config, overrides, _registry_run(train_sft), as_json)
+    given = build_overrides(
+        set_,
+        name=name,
+        dataset=dataset,
+        method=method,
+        max_steps=max_steps,
+        epochs=epochs,
+        overwrite=overwrite,
+        resume=resume,
+    )
+    _run(SFTArgs, config, given, _registry_run(train_sft), as_json)
 
 
-@train_cli.command(
-    "classify", epilog="Fields:\n\n" + help_table(ClassifyArgs).replace("\n", "\n\n")
-)
+@train_cli.command("classify", epilog=fields_epilog(ClassifyArgs))
 def classify(
     config: ConfigOption = None,
     name: NameOption = None,
@@ -155,24 +167,24 @@ def classify(
     from indexing.embedding import resolve_embedder
     from training.classify import train_classifier
 
-    overrides = {
-        "name": name,
-        "dataset": dataset,
-        "method": method,
-        "max_steps": max_steps,
-        "epochs": epochs,
-        "overwrite": overwrite or None,
-        **parse_sets(set_),
-    }
+    given = build_overrides(
+        set_,
+        name=name,
+        dataset=dataset,
+        method=method,
+        max_steps=max_steps,
+        epochs=epochs,
+        overwrite=overwrite,
+    )
 
     def train(args, settings, registry):
         embedder = resolve_embedder(settings.embedding.model)
         return train_classifier(args, registry, settings.runs_dir, embedder_path=embedder)
 
-    _run(ClassifyArgs, config, overrides, train, as_json)
+    _run(ClassifyArgs, config, given, train, as_json)
 
 
-@train_cli.command("reward", epilog="Fields:\n\n" + help_table(RewardArgs).replace("\n", "\n\n"))
+@train_cli.command("reward", epilog=fields_epilog(RewardArgs))
 def reward(
     config: ConfigOption = None,
     name: NameOption = None,
@@ -190,18 +202,13 @@ def reward(
     """
     from training.reward import train_reward
 
-    overrides = {
-        "name": name,
-        "dataset": dataset,
-        "max_steps": max_steps,
-        "epochs": epochs,
-        "overwrite": overwrite or None,
-        **parse_sets(set_),
-    }
-    _run(RewardArgs, config, overrides, _registry_run(train_reward), as_json)
+    given = build_overrides(
+        set_, name=name, dataset=dataset, max_steps=max_steps, epochs=epochs, overwrite=overwrite
+    )
+    _run(RewardArgs, config, given, _registry_run(train_reward), as_json)
 
 
-@train_cli.command("dpo", epilog="Fields:\n\n" + help_table(DPOArgs).replace("\n", "\n\n"))
+@train_cli.command("dpo", epilog=fields_epilog(DPOArgs))
 def dpo(
     config: ConfigOption = None,
     name: NameOption = None,
@@ -222,19 +229,19 @@ def dpo(
     """
     from training.dpo import train_dpo
 
-    overrides = {
-        "name": name,
-        "dataset": dataset,
-        "reward": reward,
-        "max_steps": max_steps,
-        "epochs": epochs,
-        "overwrite": overwrite or None,
-        **parse_sets(set_),
-    }
-    _run(DPOArgs, config, overrides, _registry_run(train_dpo), as_json)
+    given = build_overrides(
+        set_,
+        name=name,
+        dataset=dataset,
+        reward=reward,
+        max_steps=max_steps,
+        epochs=epochs,
+        overwrite=overwrite,
+    )
+    _run(DPOArgs, config, given, _registry_run(train_dpo), as_json)
 
 
-@train_cli.command("ppo", epilog="Fields:\n\n" + help_table(PPOArgs).replace("\n", "\n\n"))
+@train_cli.command("ppo", epilog=fields_epilog(PPOArgs))
 def ppo(
     config: ConfigOption = None,
     name: NameOption = None,
@@ -256,15 +263,10 @@ def ppo(
     """
     from training.ppo import train_ppo
 
-    overrides = {
-        "name": name,
-        "dataset": dataset,
-        "reward": reward,
-        "max_steps": max_steps,
-        "overwrite": overwrite or None,
-        **parse_sets(set_),
-    }
-    _run(PPOArgs, config, overrides, _registry_run(train_ppo), as_json)
+    given = build_overrides(
+        set_, name=name, dataset=dataset, reward=reward, max_steps=max_steps, overwrite=overwrite
+    )
+    _run(PPOArgs, config, given, _registry_run(train_ppo), as_json)
 
 
 @train_cli.command("methods")

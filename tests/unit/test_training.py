@@ -221,3 +221,41 @@ def test_a_merged_lora_computes_what_base_plus_adapter_computes(tmp_path, tiny_m
     train_sft(_sft_args(tiny_model, sft_data, "ia3"), registry, tmp_path / "runs")
     with pytest.raises(RegistryError, match="only LoRA"):
         merge_adapter(registry, "tiny-ia3", tmp_path / "merged-ia3")
+
+
+@pytest.mark.parametrize("interruption", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_a_failed_run_removes_its_staging_and_keeps_its_run_folder(
+    tmp_path, sft_data, interruption
+):
+    from training.registry import Manifest
+    from training.run import TrainingRun
+
+    registry = AdapterRegistry(tmp_path / "adapters")
+    registry.commit(
+        registry.staging("taken"),
+        Manifest(name="taken", kind="lora", method="lora", base_model="b"),
+    )
+    before = (registry.path("taken") / "manifest.json").read_text()
+    args = SFTArgs(name="taken", dataset=str(sft_data), overwrite=True)
+    with pytest.raises(type(interruption)), TrainingRun(args, registry, tmp_path / "runs") as run:
+        run.start_log().add(1, 2, {"loss": 1.0})
+        (run.staging / "adapter_model.safetensors").write_text("half")
+        raise interruption
+    assert not (registry.root / ".staging" / "taken").exists()
+    assert (registry.path("taken") / "manifest.json").read_text() == before
+    assert (tmp_path / "runs" / "taken" / "log.jsonl").exists()  # kept for --resume
+
+
+def test_a_run_starts_a_fresh_folder_unless_resuming(tmp_path, sft_data):
+    from training.run import TrainingRun
+
+    registry = AdapterRegistry(tmp_path / "adapters")
+    args = SFTArgs(name="r", dataset=str(sft_data))
+    with TrainingRun(args, registry, tmp_path / "runs") as run:
+        run.start_log().add(1, 1, {"loss": 2.0})
+        run.checkpoints.mkdir()
+    with TrainingRun(args, registry, tmp_path / "runs") as run:
+        assert len(run.start_log(resume=True).path.read_text().splitlines()) == 1
+        assert run.checkpoints.exists()
+        run.start_log()
+        assert not run.folder.joinpath("log.jsonl").exists() and not run.checkpoints.exists()
