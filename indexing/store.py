@@ -20,17 +20,22 @@ from typing import Any
 from indexing.bm25_tokens import Bm25Tokenizer
 from indexing.collection import Collection, WritableCollection
 from indexing.config import VectorStoreSettings
+from indexing.errors import Conflict, RagtuneError
 from indexing.lexical import LexicalIndex
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,61}[a-zA-Z0-9]$")
 
 
-class StoreError(RuntimeError):
+class StoreError(RagtuneError, RuntimeError):
     """A collection problem a user can fix (unknown name, wrong embedder, bad name)."""
 
+    label = "store"
 
-class EmbedderMismatch(StoreError):
+
+class EmbedderMismatch(Conflict, StoreError):
     """A collection was built with another embedding model than the configured one."""
+
+    label = "embedder_mismatch"
 
 
 @dataclass
