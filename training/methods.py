@@ -35,15 +35,9 @@ class SFTMethod:
 
 
 def _lora(args: SFTArgs):
-    from peft import LoraConfig, TaskType
+    from peft import TaskType
 
-    return LoraConfig(
-        task_type=TaskType.CAUSAL_LM,
-        r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout,
-        target_modules=list(args.target_modules),
-    )
+    return args.lora_config(TaskType.CAUSAL_LM)
 
 
 def _ia3(args: SFTArgs):
