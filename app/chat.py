@@ -126,15 +126,30 @@ class ChatService:
         )
         count = self.prompting.fewshot_count if fewshot_count is None else fewshot_count
         demos = self.demonstrations[:count] if mode == "few-shot" else []
-        messages = build_messages(
+        messages = self.compose(question, mode, sources=sources, demonstrations=demos)
+        return PreparedTurn(question, mode, messages, sources)
+
+    def compose(
+        self,
+        question: str,
+        mode: Mode,
+        *,
+        sources: list[RetrievedChunk] | None = None,
+        demonstrations: list[Demonstration] | None = None,
+    ) -> list[dict[str, str]]:
+        """The messages ``prepare`` sends for ``question``, given its sources in this order.
+
+        RAFT training (``app.raft``) builds its prompts here, so a RAFT adapter is trained
+        on exactly the prompt that a ``rag:`` variant serves.
+        """
+        return build_messages(
             mode,
             question,
             system_prompt=self.prompting.system_prompt,
             sources=sources,
-            demonstrations=demos,
+            demonstrations=demonstrations,
             max_source_chars=self.prompting.max_source_chars,
         )
-        return PreparedTurn(question, mode, messages, sources)
 
     def stream(self, turn: PreparedTurn, *, adapter: str | None = None) -> Iterator[str]:
         """Text deltas of the answer to a prepared turn, ended early if it starts to loop."""
