@@ -25,7 +25,7 @@ from app.generation.base import (
 )
 from app.generation.peft_backend import PeftGenerator, folder_name
 from app.generation.vllm_client import VLLMGenerator
-from training.methods import SCORING_KINDS, VLLM, served_by
+from training.methods import SCORING_KINDS, VLLM, is_generative, served_by
 from training.registry import AdapterRegistry, RegistryError
 
 PROBE = [{"role": "user", "content": "In one sentence, what is ragtune?"}]
@@ -65,9 +65,7 @@ class AdapterService:
     registry adapter, on the engine that serves its kind.
     """
 
-    def __init__(
-        self, registry: AdapterRegistry, vllm: VLLMGenerator | None, peft: PeftGenerator
-    ) -> None:
+    def __init__(self, registry: AdapterRegistry, vllm: VLLMGenerator, peft: PeftGenerator) -> None:
         self.registry = registry
         self.vllm = vllm
         self.peft = peft
@@ -81,7 +79,7 @@ class AdapterService:
 
     def loaded(self) -> list[str]:
         """Adapters currently loaded in the vLLM server."""
-        return [m for m in self.vllm.models() if m != self.vllm.served_name] if self.vllm else []
+        return [m for m in self.vllm.models() if m != self.vllm.served_name]
 
     def load(self, name: str, *, probe: bool = True) -> LoadResult:
         """Make adapter ``name`` servable; refuses a base-model mismatch by name."""
@@ -91,14 +89,12 @@ class AdapterService:
             manifest = self.registry.get(name)
         except RegistryError as exc:
             raise AdapterError(str(exc)) from None
-        if manifest.kind in SCORING_KINDS:
+        if not is_generative(manifest.kind):
             raise AdapterError(SCORING_KINDS[manifest.kind].format(name=name))
         where = served_by(manifest.kind)
         if where != VLLM:
             self._served_by[name] = where
             return LoadResult(name, manifest.kind, where)
-        if self.vllm is None:
-            raise AdapterError("no vLLM server is configured to load LoRA adapters into")
         server = self.server_model()
         if folder_name(manifest.base_model) != folder_name(server):
             raise AdapterError(

@@ -112,10 +112,20 @@ SCORING_KINDS = {
 }
 # manifest kind -> where adapters of it are served (the DPO and PPO policies are "lora")
 SERVED_BY: dict[str, str] = {m.kind: m.served_by for m in SFT_METHODS.values()}
-# Kinds that generate text (chat, A/B, the API), in method order.
+# The known kinds that generate text (chat, A/B, the API), in method order; whether any
+# kind, known or not, generates is ``is_generative``.
 GENERATIVE_KINDS: tuple[str, ...] = tuple(SERVED_BY)
 # Kinds saved as a complete model rather than as an adapter on the base model.
 WHOLE_MODEL_KINDS = frozenset(m.kind for m in SFT_METHODS.values() if m.peft_config is None)
+
+
+def is_generative(kind: str) -> bool:
+    """True when adapters of manifest ``kind`` answer chats (everything but ``SCORING_KINDS``).
+
+    A kind this version does not know (a newer ragtune's) counts as generative: it is
+    listed as a chat adapter and served by transformers + peft (``served_by``).
+    """
+    return kind not in SCORING_KINDS
 
 
 def served_by(kind: str) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from indexing.errors import NotFound
-from training.methods import GENERATIVE_KINDS
+from training.methods import is_generative
 
 MANIFEST = "manifest.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -106,8 +106,8 @@ class AdapterRegistry:
         return sorted(manifests, key=lambda m: m.created, reverse=True)
 
     def generative(self) -> list[str]:
-        """Names of the adapters a chat can answer with (``GENERATIVE_KINDS``), newest first."""
-        return [m.name for m in self.list() if m.kind in GENERATIVE_KINDS]
+        """Names of the adapters a chat can answer with (``is_generative``), newest first."""
+        return [m.name for m in self.list() if is_generative(m.kind)]
 
     def size_bytes(self, name: str) -> int:
         """Bytes on disk of an adapter."""

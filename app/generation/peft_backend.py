@@ -26,7 +26,7 @@ from app.generation.base import (
     check_context,
     requested_length,
 )
-from training.methods import PEFT, SERVED_BY, WHOLE_MODEL_KINDS
+from training.methods import PEFT, WHOLE_MODEL_KINDS, is_generative, served_by
 from training.registry import AdapterRegistry, Manifest
 
 
@@ -159,7 +159,11 @@ class PeftGenerator:
         return True
 
     def models(self) -> list[str]:
-        return [m.name for m in self.registry.list() if SERVED_BY.get(m.kind) == PEFT]
+        return [
+            m.name
+            for m in self.registry.list()
+            if is_generative(m.kind) and served_by(m.kind) == PEFT
+        ]
 
 
 # API / sampling fields -> transformers ``generate`` arguments

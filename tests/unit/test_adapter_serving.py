@@ -22,6 +22,7 @@ from training.methods import (
     SCORING_KINDS,
     SFT_METHODS,
     VLLM,
+    is_generative,
     served_by,
 )
 from training.registry import AdapterRegistry, Manifest
@@ -63,6 +64,16 @@ def test_a_scoring_adapter_is_refused_with_what_to_use_instead(tmp_path):
 def test_a_peft_kind_is_served_by_transformers_without_asking_the_engine(tmp_path):
     result = _service(tmp_path, "prefix").load("x")
     assert (result.kind, result.served_by) == ("prefix", PEFT)
+
+
+def test_one_predicate_decides_what_generates_and_unknown_kinds_go_to_peft(tmp_path):
+    assert all(is_generative(kind) for kind in GENERATIVE_KINDS)
+    assert not any(is_generative(kind) for kind in SCORING_KINDS)
+    service = _service(tmp_path, "newer-kind")  # a kind a later ragtune may write
+    assert is_generative("newer-kind") and served_by("newer-kind") == PEFT
+    assert service.registry.generative() == ["x"] == service.peft.models()
+    assert service.load("x").served_by == PEFT
+    assert _service(tmp_path / "r", "reward").registry.generative() == []
 
 
 def test_an_unreachable_engine_is_reported_as_unavailable(tmp_path):
