@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from indexing.config import EmbeddingSettings, IndexingSettings, VectorStoreSettings
 from indexing.errors import RagtuneError
+from training.qa_filters import QAFilterSettings
 
 
 class SettingsError(RagtuneError, ValueError):
@@ -177,6 +178,30 @@ class APISettings(BaseModel):
     max_upload_mb: float = Field(20, gt=0, description="Largest upload per file (larger: 413).")
 
 
+class SynthSettings(BaseModel):
+    """`ragtune data synth`: the generator that writes question/answer pairs, and their filters."""
+
+    teacher_url: str | None = Field(
+        None,
+        description="OpenAI-compatible base URL (e.g. http://gpu-box:8000/v1) of a teacher model that "
+        "writes the pairs; null: the configured generator.",
+    )
+    teacher_model: str = Field(
+        "", description="The teacher's model name (required with teacher_url)."
+    )
+    api_key_env: str = Field(
+        "RAGTUNE_TEACHER_API_KEY",
+        description="Environment variable holding the teacher's API key (unset: no key).",
+    )
+    concurrency: int = Field(
+        8, ge=1, le=256, description="Requests in flight at once (the engine batches)."
+    )
+    temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature of the writer.")
+    max_tokens: int = Field(128, ge=16, le=2048, description="Cap on one pair's JSON, in tokens.")
+    min_chunk_words: int = Field(20, ge=1, description="Shorter chunks are not sampled.")
+    filters: QAFilterSettings = Field(default_factory=QAFilterSettings)
+
+
 class Settings(BaseSettings):
     """The whole settings tree."""
 
@@ -198,6 +223,7 @@ class Settings(BaseSettings):
     prompting: PromptingSettings = Field(default_factory=PromptingSettings)
     ui: UISettings = Field(default_factory=UISettings)
     api: APISettings = Field(default_factory=APISettings)
+    synth: SynthSettings = Field(default_factory=SynthSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -266,6 +292,21 @@ class Settings(BaseSettings):
     def evals_dir(self) -> Path:
         """Evaluation reports, one folder per run (``evals.report.report_folder``)."""
         return self.data_dir / "evals"
+
+    @property
+    def compare_dir(self) -> Path:
+        """`ragtune compare` studies, one folder per study (state, stage results, reports)."""
+        return self.data_dir / "compare"
+
+    @property
+    def datasets_dir(self) -> Path:
+        """Question/answer datasets (``ragtune data``), one folder per dataset."""
+        return self.data_dir / "datasets"
+
+    @property
+    def raft_dir(self) -> Path:
+        """RAFT training files (``train sft --raft``), one ``<adapter>.jsonl`` per adapter."""
+        return self.data_dir / "raft"
 
     @property
     def logs_dir(self) -> Path:

@@ -4,7 +4,8 @@ Words stand for tokens. ``complete_stream`` is built on ``stream`` (so a
 subclass that slows or changes ``stream`` changes them too) and honour what the unit
 tests of the API need to see: ``n``, the length limit (``finish_reason: length``),
 ``usage``, ``stream_options.include_usage``, ``logprobs``, ``response_format`` (a JSON
-answer) and the context limit; like the default engine, it refuses ``tools``.
+answer: the text under each property of a JSON schema) and the context limit; like the
+default engine, it refuses ``tools``.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class FakeGenerator:
                 if not _json(fields):
                     yield delta
             if _json(fields):
-                yield json.dumps({"answer": "".join(kept)})
+                yield _as_json("".join(kept), fields)
             return len(kept) >= limit
         finally:
             deltas.close()
@@ -116,6 +117,18 @@ def _counted(choice: Iterator[str], done: dict) -> Iterator[str]:
 
 def _json(fields: dict) -> bool:
     return (fields.get("response_format") or {}).get("type") in ("json_object", "json_schema")
+
+
+def _as_json(text: str, fields: dict) -> str:
+    """The answer as JSON: ``text`` itself if it is a JSON object (a scripted subclass),
+    else ``text`` under each property of a ``json_schema`` (``answer`` without one)."""
+    try:
+        if isinstance(json.loads(text), dict):
+            return text
+    except ValueError:
+        pass
+    schema = (fields["response_format"].get("json_schema") or {}).get("schema") or {}
+    return json.dumps({name: text for name in schema.get("properties") or ["answer"]})
 
 
 def _text(message: Message) -> str:

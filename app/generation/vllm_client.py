@@ -43,12 +43,15 @@ def local_url(settings: GeneratorSettings) -> str:
 class VLLMGenerator:
     """Chat completions from a vLLM server, and its engine routes; adapters are addressed by name."""
 
-    def __init__(self, base_url: str, served_name: str, timeout_s: float = 300) -> None:
+    def __init__(
+        self, base_url: str, served_name: str, timeout_s: float = 300, api_key: str | None = None
+    ) -> None:
+        """``api_key`` is sent as the bearer token of OpenAI API calls (an endpoint that needs one)."""
         self.base_url = base_url.rstrip("/")  # the OpenAI base: chat completions, models
         self.root = self.base_url.removesuffix("/v1")  # the server: health, tokenize, LoRA
         self.served_name = served_name
         self.client = openai.OpenAI(
-            base_url=self.base_url, api_key="EMPTY", timeout=timeout_s, max_retries=0
+            base_url=self.base_url, api_key=api_key or "EMPTY", timeout=timeout_s, max_retries=0
         )
 
     def stream(
