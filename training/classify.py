@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from training.config import ClassifyArgs
-from training.data import LabeledTexts, load_labeled
+from training.data import DatasetError, LabeledTexts, load_labeled
 from training.registry import AdapterRegistry, Manifest
 from training.run import TrainingRun, load_tokenizer
 from training.tracking import count_parameters, max_change, peak_memory_mb, snapshot_trainable
@@ -82,7 +82,7 @@ def _splits(args: ClassifyArgs) -> tuple[LabeledTexts, LabeledTexts | None, Labe
     )
     for other in (evaluation, test):
         if other and other.label_names != train.label_names:
-            raise ValueError(f"label sets differ: {train.label_names} vs {other.label_names}")
+            raise DatasetError(f"label sets differ: {train.label_names} vs {other.label_names}")
     return train, evaluation.sample(1000, args.seed) if evaluation else None, test
 
 

@@ -115,10 +115,12 @@ def build_openai_router(
         try:
             messages, sources = await run_in_threadpool(_messages_for, chat, target, body)
         except StoreError as exc:
-            # the question cannot be looked up (too long, empty; empty collection)
+            # the question cannot be looked up (too long, empty; an empty collection, one of
+            # another embedder): the same error (its status stays), naming the field at fault
             ticket.release()
-            param = "model" if "collection" in str(exc) else "messages"
-            raise StoreError(f"{param}: {exc}", param=param) from exc
+            exc.param = "model" if "collection" in str(exc) else "messages"
+            exc.args = (f"{exc.param}: {exc}",)
+            raise
         except BaseException:
             ticket.release()
             raise

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from app.cli.common import JsonFlag, emit_json, load_cli_settings
+from app.cli.errors import user_errors
 
 prefs_cli = typer.Typer(help="Human preferences collected in the A/B tab.", no_args_is_help=True)
 
@@ -26,7 +27,8 @@ def export(
     from evals.votes import VoteStore
 
     settings = load_cli_settings()
-    count = VoteStore(settings.votes_db).export_preferences(output)
+    with user_errors():
+        count = VoteStore(settings.votes_db).export_preferences(output)
     if as_json:
         emit_json({"pairs": count, "output": str(output)})
     else:
@@ -66,7 +68,6 @@ def sample(
     import sys
 
     from app.cli.common import resolve_base_model
-    from app.cli.errors import user_errors
     from app.components import build_registry
     from training.reward import load_reward, load_tokenizer
     from training.rollout import load_prompts, sample_pairs

@@ -317,10 +317,16 @@ def compare_classifiers(
         if not (data / split).exists():
             fail(f"{data / split}: not found (expected GLUE layout: train.tsv, dev.tsv, test.tsv)")
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
-    rows = run_comparison(
-        data, prefix=prefix, train_rows=train_rows, max_steps=max_steps, extra=[], methods=chosen
-    )
-    test = load_labeled(data / "test.tsv")
+    with user_errors():
+        rows = run_comparison(
+            data,
+            prefix=prefix,
+            train_rows=train_rows,
+            max_steps=max_steps,
+            extra=[],
+            methods=chosen,
+        )
+        test = load_labeled(data / "test.tsv")
     majority = max(test.labels.count(i) for i in set(test.labels)) / len(test.labels)
     table = markdown_table(rows, majority)
     output.parent.mkdir(parents=True, exist_ok=True)

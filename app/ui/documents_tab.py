@@ -150,28 +150,35 @@ def build_documents_tab(
     status = gr.Markdown()
 
     def show_collection(name):
+        """(file rows, file choices, status): the status shows why a collection won't open."""
         if not name or name not in store.collection_names():
-            return [], gr.update(choices=[], value=None)
-        counts = store.collection(name, embedding_model=pipeline().embedder.name).file_counts()
-        return [[source, n] for source, n in counts.items()], gr.update(
-            choices=list(counts), value=None
-        )
+            return [], gr.update(choices=[], value=None), gr.update()
+        try:
+            collection = store.collection(name, embedding_model=pipeline().embedder.name)
+        except RagtuneError as exc:
+            return [], gr.update(choices=[], value=None), warning(exc)
+        counts = collection.file_counts()
+        rows = [[source, n] for source, n in counts.items()]
+        return rows, gr.update(choices=list(counts), value=None), gr.update()
 
     def show_chunks(name, source):
         if not name or not source:
             return ""
-        collection = store.collection(name, embedding_model=pipeline().embedder.name)
+        try:
+            collection = store.collection(name, embedding_model=pipeline().embedder.name)
+        except RagtuneError as exc:
+            return warning(exc)
         texts = collection.chunk_texts(source, 20)
         return "\n\n---\n\n".join(f"**chunk {i}**\n\n{t}" for i, t in enumerate(texts, 1))
 
     def remove_file(name, source, sure):
         if not sure:
-            return "Tick “Yes, delete” first.", *show_collection(name)
+            return "Tick “Yes, delete” first.", *show_collection(name)[:2]
         try:
             removed = pipeline().remove_file(name, source)
         except RagtuneError as exc:
-            return warning(exc), *show_collection(name)
-        return f"Deleted {source} ({removed} chunks) from {name}.", *show_collection(name)
+            return warning(exc), *show_collection(name)[:2]
+        return f"Deleted {source} ({removed} chunks) from {name}.", *show_collection(name)[:2]
 
     def remove_collection(name, sure):
         if not sure:
@@ -188,7 +195,7 @@ def build_documents_tab(
         )
 
     refresh.click(lambda: gr.update(choices=list_collections()), outputs=browse)
-    browse.change(show_collection, browse, [files, chosen_file])
+    browse.change(show_collection, browse, [files, chosen_file, status])
     chosen_file.change(show_chunks, [browse, chosen_file], chunks)
     delete_file.click(remove_file, [browse, chosen_file, confirm], [status, files, chosen_file])
     delete_collection.click(

@@ -313,3 +313,18 @@ def test_a_completion_over_the_time_limit_is_504_and_frees_its_slot(
         "/v1/chat/completions", json={"model": "base", "messages": MESSAGE, "max_tokens": 1}
     )
     assert fast.status_code == 200
+
+
+def test_a_rag_model_over_another_embedders_collection_is_409_naming_the_model(
+    make_settings, embedder, corpus
+):
+    from app.components import build_store
+
+    client = make_client(make_settings, embedder, corpus)
+    build_store(make_settings()).collection(
+        "other", embedding_model="some/other-embedder", create=True
+    )
+    answer = client.post("/v1/chat/completions", json={"model": "rag:other", "messages": MESSAGE})
+    error = answer.json()["error"]
+    assert answer.status_code == 409 and error["param"] == "model"
+    assert error["message"].startswith("model: ") and "other-embedder" in error["message"]

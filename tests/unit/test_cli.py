@@ -111,3 +111,15 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_prefs_export_reports_a_user_error_in_one_line(env, monkeypatch):
+    from evals.votes import VoteError, VoteStore
+
+    def refuse(self, path):
+        raise VoteError("the votes database is from a newer ragtune")
+
+    monkeypatch.setattr(VoteStore, "export_preferences", refuse)
+    result = runner.invoke(cli, ["prefs", "export", "--output", str(env / "p.jsonl")])
+    assert result.exit_code == 2
+    assert "error: the votes database is from a newer ragtune" in result.output

@@ -156,6 +156,16 @@ def test_bad_inputs_leave_the_registry_unchanged(tmp_path, tiny_model, sft_data,
     assert [m.name for m in registry.list()] == ["tiny-lora"]
 
 
+def test_differing_label_sets_are_a_dataset_error(tmp_path, tiny_model, cls_data):
+    other = tmp_path / "other.tsv"
+    other.write_text("sentence\tlabel\ngood\tpositive\nbad\tnegative\n")
+    args = ClassifyArgs(
+        name="x", dataset=str(cls_data), eval_file=str(other), base_model=tiny_model
+    )
+    with pytest.raises(DatasetError, match="label sets differ"):
+        train_classifier(validate(args), AdapterRegistry(tmp_path / "a"), tmp_path / "runs")
+
+
 def test_registry_refuses_paths_and_escaping_symlinks(tmp_path):
     registry = AdapterRegistry(tmp_path / "adapters")
     for name in ("../evil", "a/b", "/abs", "..", ""):

@@ -76,3 +76,29 @@ def test_the_app_builds_every_tab(make_settings):
     labels = {c.get("props", {}).get("label") for c in config["components"]}
     assert {"Method", "Suite", "Per-file result"} <= labels
     assert json.dumps(config).count('"Adapters"') >= 1
+
+
+def test_documents_tab_browsing_a_collection_of_another_embedder_warns(
+    make_settings, embedder, tmp_path
+):
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    from app.components import build_ingest_pipeline
+    from app.ui.documents_tab import build_documents_tab
+
+    settings = make_settings()
+    note = tmp_path / "note.md"
+    note.write_text("# Note\n\nKites fly in steady wind.\n")
+    real = build_ingest_pipeline(settings, embedder=embedder)
+    ingest_files(real, settings, [str(note)], "", "notes", "structure")
+    other = SimpleNamespace(store=real.store, embedder=SimpleNamespace(name="another-model"))
+    with gr.Blocks() as demo:
+        build_documents_tab(lambda: other, settings, lambda: ["notes"])
+    fns = {f.fn.__name__: f.fn for f in demo.fns.values() if f.fn}
+    rows, _, status = fns["show_collection"]("notes")
+    assert rows == [] and status.startswith("⚠️") and "another-model" in status
+    assert fns["show_chunks"]("notes", "note.md").startswith("⚠️")
+    rows, _, status = fns["show_collection"]("nowhere")
+    assert rows == [] and status == gr.update()
