@@ -152,11 +152,19 @@ class VectorStore:
                 self._rebuild_lexical(collection, collection.revision)
 
     def delete_collection(self, name: str) -> None:
-        """Remove a collection, all its chunks and its BM25 sidecar."""
+        """Remove a collection, all its chunks and its BM25 sidecar.
+
+        A write like ``writing``'s: it holds the collection's lock, so while another writer
+        (an ingest) holds it, ``indexing.locks.CollectionBusy`` is raised and nothing is
+        removed. An unknown or badly named collection raises ``StoreError``.
+        """
+        from indexing.locks import collection_lock  # it imports this module's StoreError
+
         self._require(name)
-        self._client.delete_collection(name)
-        shutil.rmtree(self.index_root / name, ignore_errors=True)
-        self._lexical.pop(name, None)
+        with collection_lock(self.index_root / ".locks", name):
+            self._client.delete_collection(name)
+            shutil.rmtree(self.index_root / name, ignore_errors=True)
+            self._lexical.pop(name, None)
 
     def lexical_index(self, collection: Collection) -> LexicalIndex:
         """The collection's BM25 sidecar, rebuilt from Chroma when missing, stale or built

@@ -102,6 +102,19 @@ def test_a_second_writer_is_refused(store):
         pass
 
 
+def test_deleting_a_collection_takes_its_lock(store, tmp_path):
+    with store.writing("notes", embedding_model=MODEL, create=True) as writer:
+        _write(writer, "/a.md", ["alpha"])
+        with pytest.raises(CollectionBusy, match="collection 'notes' is busy"):
+            store.delete_collection("notes")
+    assert store.collection_names() == ["notes"]  # a refused delete removes nothing
+    assert (tmp_path / "indexes" / "notes").exists()
+    store.delete_collection("notes")
+    assert store.collection_names() == [] and not (tmp_path / "indexes" / "notes").exists()
+    with pytest.raises(StoreError, match="unknown collection 'notes'"):
+        store.delete_collection("notes")
+
+
 def test_disk_bytes_reads_chromas_tables_and_grows_with_the_collection(store, tmp_path):
     with store.writing("notes", embedding_model=MODEL, create=True) as writer:
         _write(writer, "/a.md", ["alpha " * 50])
