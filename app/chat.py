@@ -10,14 +10,25 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from app.generation.base import GenerationParams, Generator
 from app.generation.repetition import RepetitionGuard
-from app.prompting import Demonstration, Mode, build_messages, load_demonstrations
+from app.prompting import (
+    Demonstration,
+    Mode,
+    PromptError,
+    build_messages,
+    dataset_demonstrations,
+    load_demonstrations,
+)
 from app.settings import PromptingSettings
 from indexing.lexical import MetadataFilter
 from indexing.retrieval import RetrievedChunk, Retriever
 from indexing.store import StoreError
+
+if TYPE_CHECKING:
+    from training.qa_dataset import DatasetStore
 
 
 @dataclass
@@ -73,6 +84,7 @@ class ChatService:
         default_collection: str,
         default_retriever: str = "hybrid",
         guard: RepetitionGuard | None = None,
+        datasets: DatasetStore | None = None,
     ) -> None:
         self.generator = generator
         self.retrievers = retrievers
@@ -81,11 +93,24 @@ class ChatService:
         self.params = params
         self.default_collection = default_collection
         self.guard = guard
+        self.datasets = datasets
 
     @cached_property
     def demonstrations(self) -> list[Demonstration]:
         """Few-shot demonstrations, read once."""
         return load_demonstrations(self.prompting.fewshot_file)
+
+    def demonstrations_for(self, demos: str | None = None) -> list[Demonstration]:
+        """The settings' demonstrations, or the train split of dataset ``demos``.
+
+        Raises ``DatasetNotFound`` for an unknown dataset, ``PromptError`` for an empty
+        train split or when this service has no dataset store.
+        """
+        if not demos:
+            return self.demonstrations
+        if self.datasets is None:
+            raise PromptError(f"demos={demos}: this chat service has no dataset store")
+        return dataset_demonstrations(self.datasets.get(demos))
 
     def retrieve(
         self,
@@ -116,8 +141,13 @@ class ChatService:
         retriever: str | None = None,
         flt: MetadataFilter | None = None,
         fewshot_count: int | None = None,
+        demos: str | None = None,
     ) -> PreparedTurn:
-        """Retrieve (in RAG mode) and build the messages."""
+        """Retrieve (in RAG mode) and build the messages.
+
+        Few-shot demonstrations come from ``prompting.fewshot_file``, or from the train
+        split of dataset ``demos`` when it is given.
+        """
         mode = mode or self.prompting.default_mode
         sources = (
             self.retrieve(question, collection, k, retriever=retriever, flt=flt)
@@ -125,8 +155,8 @@ class ChatService:
             else []
         )
         count = self.prompting.fewshot_count if fewshot_count is None else fewshot_count
-        demos = self.demonstrations[:count] if mode == "few-shot" else []
-        messages = self.compose(question, mode, sources=sources, demonstrations=demos)
+        shown = self.demonstrations_for(demos)[:count] if mode == "few-shot" else []
+        messages = self.compose(question, mode, sources=sources, demonstrations=shown)
         return PreparedTurn(question, mode, messages, sources)
 
     def compose(

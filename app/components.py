@@ -16,6 +16,7 @@ from indexing.embedding import Embedder
 from indexing.pipeline import IngestPipeline
 from indexing.retrieval import RETRIEVER_KINDS, Retriever, make_retriever
 from indexing.store import VectorStore
+from training.qa_dataset import DatasetStore
 from training.registry import AdapterRegistry
 
 if TYPE_CHECKING:
@@ -141,6 +142,7 @@ def build_chat_service(
         settings.indexing.default_collection,
         settings.indexing.retriever,
         guard=repetition_guard(settings),
+        datasets=DatasetStore(settings.datasets_dir),
     )
 
 

@@ -1,7 +1,8 @@
 """Turn a question into chat messages for each prompting mode.
 
 - zero-shot: the instruction and the question;
-- few-shot: the instruction, then demonstrations as earlier user/assistant turns;
+- few-shot: the instruction, then demonstrations as earlier user/assistant turns (from
+  ``prompting.fewshot_file``, or a QA dataset's train split);
 - rag: the instruction, then numbered sources fenced as untrusted data, then the question,
   with the model told to answer from the sources and cite them as [1], [2].
 
@@ -12,10 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from indexing.errors import RagtuneError
 from indexing.retrieval import RetrievedChunk
+
+if TYPE_CHECKING:
+    from training.qa_dataset import Dataset
 
 Mode = Literal["rag", "few-shot", "zero-shot"]
 MODES: tuple[Mode, ...] = ("rag", "few-shot", "zero-shot")
@@ -55,6 +59,17 @@ def load_demonstrations(path: Path) -> list[Demonstration]:
             raise PromptError(f"{path}, line {number}: expected 'question' and 'answer'")
         demos.append(Demonstration(str(record["question"]), str(record["answer"])))
     return demos
+
+
+def dataset_demonstrations(dataset: Dataset) -> list[Demonstration]:
+    """The train split of a QA dataset as demonstrations, in the split's order.
+
+    Raises ``PromptError`` when the split is empty (nothing to show the model).
+    """
+    pairs = dataset.split("train")
+    if not pairs:
+        raise PromptError(f"dataset {dataset.manifest.name!r} has no train pairs to use as demos")
+    return [Demonstration(pair.question, pair.answer) for pair in pairs]
 
 
 def format_sources(chunks: list[RetrievedChunk], max_chars: int) -> str:

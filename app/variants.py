@@ -1,13 +1,26 @@
-"""Variants: named answering recipes, generator x prompting mode, defined in YAML.
+"""Variants: answering recipes, generator x prompting mode, named in YAML or written inline.
 
 A variant is what the A/B arena, the eval runner and the API compare: the base model or
 an adapter from the registry, in zero-shot, few-shot (N demonstrations) or RAG mode
-(collection, retriever, k). ``configs/variants.yaml`` holds the shipped ones.
+(collection, retriever, k). ``configs/variants.yaml`` holds the named recipes; any other
+variant is written inline as a *spec* (``parse_spec``), in the grammar of the API's model
+names extended with the prompting mode and options::
+
+    SPEC   := HEAD ["+" ADAPTER] {"@" OPTION}
+    HEAD   := "zero-shot" | "few-shot" | "rag:" COLLECTION    (or the API's "base" | ADAPTER)
+    OPTION := "k=" 1..50 | "retriever=" dense|bm25|hybrid      (rag: only)
+            | "shots=" 0..32 | "demos=" DATASET                  (few-shot only)
+
+e.g. ``rag:docs+my-lora@k=6@retriever=bm25`` or ``few-shot@shots=4@demos=mydata`` (the
+demonstrations then come from the dataset's train split). ``@``, ``=``, ``:`` and ``+``
+need no quoting in a shell, never appear in a collection, adapter or dataset name, and
+leave ``,`` free to separate the specs of ``eval run --variants``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,9 +37,21 @@ class VariantError(RagtuneError, ValueError):
     """A variant definition or reference is wrong; the message names the variant."""
 
 
+class SpecError(VariantError):
+    """A spec that does not parse; the message names the spec and the part at fault.
+
+    ``part`` is ``mode``, ``collection`` or ``adapter`` (the spec names nothing that
+    could exist) or ``option`` (a recognisable variant with a wrong option).
+    """
+
+    def __init__(self, spec: str, part: str, reason: str) -> None:
+        super().__init__(f"variant spec {spec!r}: {reason}", param="model")
+        self.spec, self.part, self.reason = spec, part, reason
+
+
 @dataclass(frozen=True)
 class Variant:
-    """One answering recipe."""
+    """One answering recipe; ``demos`` names the dataset whose train split gives the few-shot demonstrations."""
 
     name: str
     mode: str = "zero-shot"
@@ -35,6 +60,7 @@ class Variant:
     retriever: str | None = None
     k: int | None = None
     fewshot_count: int | None = None
+    demos: str | None = None
     classifier: str | None = None
     description: str = ""
 
@@ -49,9 +75,129 @@ class Variant:
         mode = self.mode
         if self.mode == "rag":
             mode = f"rag({self.collection or 'default'}, {self.retriever or 'default'}, k={self.k or 'default'})"
-        elif self.mode == "few-shot" and self.fewshot_count is not None:
-            mode = f"few-shot({self.fewshot_count})"
+        elif self.mode == "few-shot" and (self.fewshot_count is not None or self.demos):
+            shots = "default" if self.fewshot_count is None else self.fewshot_count
+            mode = f"few-shot({shots}{f', from {self.demos}' if self.demos else ''})"
         return f"{mode} + {self.adapter}" if self.adapter else mode
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# option -> (Variant field, the mode it applies to, parser of its value or None for a name)
+_OPTIONS: dict[str, tuple[str, str, tuple[int, int] | tuple[str, ...] | None]] = {
+    "k": ("k", "rag", (1, 50)),
+    "retriever": ("retriever", "rag", RETRIEVER_KINDS),
+    "shots": ("fewshot_count", "few-shot", (0, 32)),
+    "demos": ("demos", "few-shot", None),
+}
+SPEC_HELP = (
+    "zero-shot | few-shot | rag:COLLECTION, then +ADAPTER and @k=N @retriever=dense|bm25|hybrid "
+    "(rag:) or @shots=N @demos=DATASET (few-shot), e.g. rag:docs+my-lora@k=6@retriever=bm25"
+)
+
+
+def parse_spec(spec: str) -> Variant:
+    """The variant a spec names (grammar in the module docstring); its ``name`` is ``spec``.
+
+    Only the syntax is checked: whether the collection, adapter or dataset exists is the
+    caller's question. ``base`` is the base model zero-shot and a bare name an adapter
+    zero-shot (the API's model names); neither takes ``+`` or options. Raises
+    ``SpecError`` naming the part at fault.
+    """
+    head, *options = spec.split("@")
+    mode_part, plus, adapter = head.partition("+")
+    fields: dict = {}
+    if mode_part in ("zero-shot", "few-shot"):
+        fields["mode"] = mode_part
+    elif mode_part.startswith("rag:"):
+        collection = mode_part[4:]
+        if not collection:
+            raise SpecError(spec, "collection", "rag: names no collection")
+        if not _NAME.match(collection):
+            raise SpecError(spec, "collection", f"{collection!r} is not a collection name")
+        fields.update(mode="rag", collection=collection)
+    elif _NAME.match(mode_part) and not plus and not options:
+        return Variant(spec, adapter=None if mode_part == "base" else mode_part)
+    elif _NAME.match(mode_part):
+        what = "the base model" if mode_part == "base" else f"adapter {mode_part!r}"
+        raise SpecError(
+            spec,
+            "mode",
+            f"{what} takes no '+' or '@' options; start with zero-shot, few-shot or rag:COLLECTION",
+        )
+    else:
+        raise SpecError(spec, "mode", f"{mode_part!r} is not a mode ({SPEC_HELP})")
+    if plus:
+        if not adapter:
+            raise SpecError(spec, "adapter", "'+' names no adapter")
+        if not _NAME.match(adapter):
+            raise SpecError(spec, "adapter", f"{adapter!r} is not an adapter name (one adapter)")
+        fields["adapter"] = adapter
+    for option in options:
+        key, equals, value = option.partition("=")
+        _set_option(spec, fields, key, value if equals else None)
+    return Variant(spec, **fields)
+
+
+def _set_option(spec: str, fields: dict, key: str, value: str | None) -> None:
+    if key not in _OPTIONS:
+        known = ", ".join(_OPTIONS)
+        raise SpecError(spec, "option", f"unknown option {key!r} after '@'; options: {known}")
+    field, mode, allowed = _OPTIONS[key]
+    if value in (None, ""):
+        raise SpecError(spec, "option", f"option {key!r} needs a value: @{key}=...")
+    if fields["mode"] != mode:
+        where = "rag:COLLECTION" if mode == "rag" else mode
+        raise SpecError(spec, "option", f"@{key} applies to {where} only")
+    if field in fields:
+        raise SpecError(spec, "option", f"@{key} is given twice")
+    if isinstance(allowed, tuple) and isinstance(allowed[0], int):
+        low, high = allowed
+        if not value.isdigit() or not low <= int(value) <= high:
+            raise SpecError(spec, "option", f"@{key}={value}: a whole number from {low} to {high}")
+        fields[field] = int(value)
+    elif allowed and value not in allowed:
+        raise SpecError(spec, "option", f"@{key}={value}: one of {', '.join(allowed)}")
+    elif not allowed and not _NAME.match(value):
+        raise SpecError(spec, "option", f"@{key}={value}: not a dataset name")
+    else:
+        fields[field] = value
+
+
+def resolve(
+    name_or_spec: str,
+    named_variants: dict[str, Variant],
+    *,
+    adapters: Collection[str] | None = None,
+) -> Variant:
+    """A named variant (from ``configs/variants.yaml``) or else the variant a spec names.
+
+    With ``adapters`` (the registry's generative adapters) a bare name that is neither a
+    named variant nor an adapter is refused here, naming both lists. Raises
+    ``VariantError`` (``SpecError`` for a spec that does not parse).
+    """
+    if name_or_spec in named_variants:
+        return named_variants[name_or_spec]
+    variant = parse_spec(name_or_spec)
+    bare = variant.mode == "zero-shot" and variant.name == (variant.adapter or "base")
+    if bare and variant.adapter and adapters is not None and variant.adapter not in adapters:
+        raise VariantError(
+            f"unknown variant {name_or_spec!r}: not a named variant "
+            f"({', '.join(named_variants) or 'none'}) nor an adapter "
+            f"({', '.join(sorted(adapters)) or 'none'}); or write a spec: {SPEC_HELP}"
+        )
+    return variant
+
+
+def resolve_list(
+    text: str, named_variants: dict[str, Variant], *, adapters: Collection[str] | None = None
+) -> list[Variant]:
+    """The variants of a comma-separated list of names and specs, in order, duplicates refused."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise VariantError("no variants given")
+    if len(set(names)) < len(names):
+        raise VariantError(f"variants listed twice: {', '.join(sorted(names))}")
+    return [resolve(n, named_variants, adapters=adapters) for n in names]
 
 
 def load_variants(path: Path) -> dict[str, Variant]:
@@ -104,6 +250,7 @@ class VariantRunner:
             "k": variant.k,
             "retriever": variant.retriever,
             "fewshot_count": variant.fewshot_count,
+            "demos": variant.demos,
         }
 
     def prepare(self, variant: Variant, question: str):

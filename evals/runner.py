@@ -14,12 +14,12 @@ import itertools
 import statistics
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from evals.concurrency import DEFAULT_CONCURRENCY, map_in_order
 from evals.metrics.retrieval import dedupe, hit_at_k, mrr_at_k
 from evals.metrics.text import bleu, exact_match, rouge, token_f1
 from evals.retrieval_eval import matches
@@ -116,7 +116,7 @@ def run_suite(
     *,
     embed: Callable[[list[str]], np.ndarray] | None = None,
     on_item: Callable[[], None] | None = None,
-    concurrency: int = 4,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> list[ItemResult]:
     """Answer and score every item with every candidate.
 
@@ -155,8 +155,7 @@ def run_suite(
             on_item()
         return result
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        return list(pool.map(one, jobs))
+    return list(map_in_order(one, jobs, concurrency=concurrency))
 
 
 def _answer(

@@ -4,13 +4,22 @@
 - an adapter name from the registry: the same, through that adapter;
 - ``rag:<collection>``: the last user message is answered from the collection's
   retrieved sources (cited), with the base model;
-- ``rag:<collection>+<adapter>``: the same through an adapter.
+- ``rag:<collection>+<adapter>``: the same through an adapter;
+- any other variant spec (``app.variants.parse_spec``): ``zero-shot`` (as ``base``),
+  ``few-shot`` (the demonstrations go before the client's turns), each with
+  ``+<adapter>``, and the options ``@k=N``, ``@retriever=R`` (rag:), ``@shots=N``,
+  ``@demos=DATASET`` (few-shot), e.g. ``rag:docs+my-lora@k=6@retriever=bm25``.
+
+``/v1/models`` lists base, the adapters and ``rag:<collection>``; the other specs are
+valid without being listed. A name that names nothing that exists is a 404 saying why; a
+recognisable spec with a wrong option is a 400 naming the option.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.variants import SPEC_HELP, SpecError, Variant, parse_spec
 from indexing.errors import NotFound
 from indexing.store import VectorStore
 from training.registry import AdapterRegistry
@@ -26,7 +35,7 @@ class UnknownModel(NotFound, LookupError):
         why = f" ({reason})" if reason else ""
         super().__init__(
             f"unknown model {name!r}{why}; valid models: {', '.join(valid)} "
-            "(and rag:<collection>+<adapter>)",
+            f"(and specs: {SPEC_HELP})",
             param="model",
         )
         self.valid = valid
@@ -35,11 +44,20 @@ class UnknownModel(NotFound, LookupError):
 
 @dataclass(frozen=True)
 class Target:
-    """What a model name resolves to."""
+    """What a model name resolves to: the variant (mode, adapter, collection, options)."""
 
     name: str
-    adapter: str | None = None
-    collection: str | None = None
+    variant: Variant
+
+    @property
+    def adapter(self) -> str | None:
+        """The adapter that generates (None: the base model)."""
+        return self.variant.adapter
+
+    @property
+    def collection(self) -> str | None:
+        """The collection a RAG answer retrieves from (None: no retrieval)."""
+        return self.variant.collection
 
 
 class ModelCatalog:
@@ -53,7 +71,7 @@ class ModelCatalog:
         self.base_name = base_name
 
     def names(self) -> list[str]:
-        """Every servable name (RAG combinations with adapters are valid but not listed)."""
+        """Every listed name (specs, such as RAG with an adapter, are valid but not listed)."""
         return [
             self.base_name,
             *self.registry.generative(),
@@ -61,30 +79,27 @@ class ModelCatalog:
         ]
 
     def resolve(self, name: str) -> Target:
-        """The target of ``name``; ``UnknownModel`` (with the reason and valid names) otherwise.
+        """The target of ``name``, parsed strictly with ``app.variants.parse_spec``.
 
-        Parsed strictly: ``rag:`` needs a collection that exists, ``+`` an adapter that
-        does; nothing falls back to another model.
+        Raises ``UnknownModel`` (404, with the reason and the valid names) when the name is
+        no spec or names a collection or adapter that does not exist, and ``SpecError``
+        (400, ``param: model``) for a wrong option; nothing falls back to another model.
+        A few-shot ``@demos`` dataset is looked up when the request is answered (404).
         """
-        adapters = set(self.registry.generative())
         if name == self.base_name:
-            return Target(name)
-        if name in adapters:
-            return Target(name, adapter=name)
-        if not name.startswith("rag:"):
-            reason = "adapters combine only with rag:<collection>" if "+" in name else ""
-            raise UnknownModel(name, self.names(), reason)
-        collection, plus, adapter = name[4:].partition("+")
-        collections = self.store.collection_names()
-        if not collection:
-            raise UnknownModel(name, self.names(), "rag: names no collection")
-        if collection not in collections:
-            raise UnknownModel(name, self.names(), f"no collection {collection!r}")
-        if plus and not adapter:
-            raise UnknownModel(name, self.names(), "'+' names no adapter")
-        if plus and adapter not in adapters:
+            return Target(name, Variant(name))
+        try:
+            variant = parse_spec(name)
+        except SpecError as exc:
+            if exc.part == "option":
+                raise
+            raise UnknownModel(name, self.names(), exc.reason) from None
+        adapters = set(self.registry.generative())
+        if variant.collection and variant.collection not in self.store.collection_names():
+            raise UnknownModel(name, self.names(), f"no collection {variant.collection!r}")
+        if variant.adapter and variant.adapter not in adapters:
+            bare = variant.name == variant.adapter
             known = ", ".join(sorted(adapters)) or "none"
-            raise UnknownModel(
-                name, self.names(), f"no generative adapter {adapter!r}; adapters: {known}"
-            )
-        return Target(name, adapter=adapter or None, collection=collection)
+            reason = "" if bare else f"no generative adapter {variant.adapter!r}; adapters: {known}"
+            raise UnknownModel(name, self.names(), reason)
+        return Target(name, variant)

@@ -216,19 +216,34 @@ async def _sse(
 
 
 def _messages_for(chat: ChatService, target: Target, body: ChatCompletionRequest):
-    """The messages sent to the generator, and the retrieved sources for RAG models."""
+    """The messages sent to the generator, and the retrieved sources for RAG models.
+
+    Zero-shot models (base, adapters) get the client's messages as they are. RAG and
+    few-shot ones get the server's prompt for the last user message (its system prompt,
+    then the sources or the demonstrations), with the client's earlier non-system turns
+    before the question.
+    """
     messages = [_engine_message(m) for m in body.messages]
-    if not target.collection:
+    variant = target.variant
+    if variant.mode == "zero-shot":
         return messages, []
     users = [m for m in messages if m["role"] == "user"]
     if not users:
         raise HTTPException(
-            400, "messages: a rag: model needs at least one user message (the question)"
+            400, f"messages: a {variant.mode} model needs at least one user message (the question)"
         )
-    turn = chat.prepare(users[-1]["content"], mode="rag", collection=target.collection)
+    turn = chat.prepare(
+        users[-1]["content"],
+        mode=variant.mode,
+        collection=variant.collection,
+        k=variant.k,
+        retriever=variant.retriever,
+        fewshot_count=variant.fewshot_count,
+        demos=variant.demos,
+    )
     last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
     history = [m for m in messages[:last_user] if m["role"] != "system"]
-    return [turn.messages[0], *history, turn.messages[-1]], turn.sources
+    return [*turn.messages[:-1], *history, turn.messages[-1]], turn.sources
 
 
 def _engine_message(message) -> dict:

@@ -1,4 +1,9 @@
-"""`ragtune ask`: answer a question, or a JSONL file of them, with sources."""
+"""`ragtune ask`: answer a question, or a JSONL file of them, with sources.
+
+With ``--file`` the questions are answered ``--concurrency`` at a time (the engine batches
+them, ``app.batch``) and written in the file's order; a question that fails gets a record
+with its ``error`` and the others go on.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from app.cli.common import (
 )
 from app.cli.errors import fail, user_errors
 from app.prompting import MODES
+from evals.concurrency import DEFAULT_CONCURRENCY
 
 
 def read_questions(path: Path) -> list[str]:
@@ -70,15 +76,25 @@ def ask(
     adapter: Annotated[
         str | None, typer.Option(help="Adapter to answer with (default: base).")
     ] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="With --file: questions in flight at once (the engine batches them).",
+        ),
+    ] = DEFAULT_CONCURRENCY,
     as_json: JsonFlag = False,
 ) -> None:
     """Answer a question (or a file of them) with its sources.
 
-    With --file the answers are written as JSONL records
-    {"question", "answer", "sources": [{"source", "page", "score", "text"}], "latency_s"}.
+    With --file the answers are written in the file's order as JSONL records
+    {"question", "answer", "sources": [{"source", "page", "score", "text"}], "latency_s"},
+    --concurrency at a time, with a progress bar on stderr when writing to --output. A
+    question that fails gets {"question", "answer": null, "error"} and a warning; the exit
+    code is then 1 (2 when every question failed).
     """
-    from app.chat import Answer
-    from app.components import build_chat_service
+    from app.components import build_chat_service, build_registry, build_store
 
     if (question is None) == (file is None):
         fail("give either a QUESTION or --file")
@@ -87,35 +103,81 @@ def ask(
     if retrieve_only and mode not in (None, "rag"):
         fail("--retrieve-only needs --mode rag")
     settings = load_cli_settings()
-    questions = read_questions(file) if file else [question]
-    batch = file is not None
     options = {"collection": collection, "k": k, "retriever": retriever}
     flt = make_filter(source, file_type, tag)
-    sink = output.open("w", encoding="utf-8") if output else sys.stdout
     with user_errors():
-        chat = build_chat_service(settings)
-        for text in questions:
+        store = build_store(settings)
+        chat = build_chat_service(settings, store=store)
+        if file is not None:  # one clear error, not one per question
+            if retrieve_only or (mode or settings.prompting.default_mode) == "rag":
+                store.collection(collection or chat.default_collection, embedding_model=None)
+            if adapter:
+                build_registry(settings).get(adapter)
+
+        def record(text: str) -> dict:
             if retrieve_only:
-                started = time.perf_counter()
-                sources = chat.retrieve(text, flt=flt, **options)
-                result = Answer(text, "", sources, "rag", time.perf_counter() - started)
-                record = result.to_dict() | {"answer": None}
-            elif batch or as_json:
-                result = chat.answer(text, adapter=adapter, mode=mode, flt=flt, **options)
-                record = result.to_dict()
+                return _retrieved(chat, text, flt=flt, **options)
+            return chat.answer(text, adapter=adapter, mode=mode, flt=flt, **options).to_dict()
+
+        if file is None:
+            if as_json:
+                emit_json(record(question))
+            elif retrieve_only:
+                print_sources(chat.retrieve(question, flt=flt, **options))
             else:
-                _stream_to_terminal(chat, text, adapter=adapter, mode=mode, flt=flt, **options)
-                continue
-            if batch:
-                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
-                sink.flush()
-            elif as_json:
-                emit_json(record)
-            else:
-                print_sources(result.sources)
-    if output:
-        sink.close()
-        typer.echo(f"wrote {len(questions)} answers to {output}", err=True)
+                _stream_to_terminal(chat, question, adapter=adapter, mode=mode, flt=flt, **options)
+            return
+        questions = read_questions(file)
+        progress = output is not None or sys.stderr.isatty()
+        started = time.perf_counter()
+        failed = _write_batch(record, questions, output, concurrency, progress)
+    _finish(len(questions), failed, output, time.perf_counter() - started)
+
+
+def _retrieved(chat, text: str, **options) -> dict:
+    """The record of a retrieve-only question: its sources, no answer."""
+    from app.chat import Answer
+
+    started = time.perf_counter()
+    sources = chat.retrieve(text, **options)
+    return Answer(text, "", sources, "rag", time.perf_counter() - started).to_dict() | {
+        "answer": None
+    }
+
+
+def _write_batch(
+    record, questions: list[str], output: Path | None, concurrency: int, progress: bool
+) -> int:
+    """Write each question's record as JSONL in input order; the number that failed."""
+    from app.batch import iter_answers
+
+    failed = 0
+    sink = output.open("w", encoding="utf-8") if output else sys.stdout
+    try:
+        results = iter_answers(record, questions, concurrency=concurrency, progress=progress)
+        for number, (text, result) in enumerate(zip(questions, results), 1):
+            if isinstance(result, Exception):
+                failed += 1
+                typer.echo(f"warning: question {number}: {result}", err=True)
+                result = {"question": text, "answer": None, "error": str(result)}
+            sink.write(json.dumps(result, ensure_ascii=False) + "\n")
+            sink.flush()
+    finally:
+        if output:
+            sink.close()
+    return failed
+
+
+def _finish(total: int, failed: int, output: Path | None, seconds: float) -> None:
+    """The summary on stderr (with --output or failures); exit 1 when some failed, 2 when all did."""
+    if output or failed:
+        typer.echo(
+            f"wrote {total} answers{f' to {output}' if output else ''} in {seconds:.1f} s"
+            + (f"; {failed} failed (records with 'error')" if failed else ""),
+            err=True,
+        )
+    if failed:
+        raise typer.Exit(2 if failed == total else 1)
 
 
 def _stream_to_terminal(chat, text: str, *, adapter: str | None, **kwargs) -> None:

@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from app.cli.common import CollectionOption, JsonFlag, emit_json, load_cli_settings
 from app.cli.errors import fail, user_errors
+from evals.concurrency import DEFAULT_CONCURRENCY
 
 eval_cli = typer.Typer(help="Evaluate retrieval and answers.", no_args_is_help=True)
 
@@ -72,9 +73,22 @@ def retrieval(
 
 @eval_cli.command("run")
 def run(
-    suite: Annotated[Path, typer.Option(help="Suite YAML (see evals/suites/).")],
+    suite: Annotated[
+        str,
+        typer.Option(
+            "--suite",
+            "--data",
+            help="A suite YAML (evals/suites/), a QA file (JSONL or CSV: question, answer or "
+            "reference, optional source) or a dataset name (`ragtune data list`).",
+        ),
+    ],
     variants: Annotated[
-        str, typer.Option(help="Comma-separated variant names (see `ragtune variants list`).")
+        str,
+        typer.Option(
+            help="Comma-separated variant names (`ragtune variants list`) or specs: "
+            "zero-shot | few-shot | rag:COLLECTION, then +ADAPTER, @k=N, @retriever=R "
+            "(rag:), @shots=N, @demos=DATASET (few-shot); e.g. rag:docs+my-lora@k=6."
+        ),
     ],
     variants_file: Annotated[
         Path | None, typer.Option(help="Variants YAML (default: settings).")
@@ -88,7 +102,12 @@ def run(
     limit: Annotated[
         int | None, typer.Option(help="Only the first N items (quick checks).")
     ] = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Answers in flight at once.")] = 4,
+    split: Annotated[
+        str, typer.Option(help="With a dataset: the split to answer (train, dev, test).")
+    ] = "test",
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="Answers in flight at once.")
+    ] = DEFAULT_CONCURRENCY,
     as_json: JsonFlag = False,
 ) -> None:
     """Answer every item of a suite with every variant, score, and write the report.
@@ -98,24 +117,31 @@ def run(
     pair of variants, and the latency distribution.
     """
     from app.components import build_chat_service, build_embedder, build_registry, build_store
-    from app.variants import VariantRunner, load_variants, pick
+    from app.variants import VariantRunner, load_variants, resolve_list
     from evals.report import report_folder, write_report
     from evals.runner import CLASSIFICATION_METRICS, QA_METRICS, run_suite, summarise
-    from evals.suites import load_suite
+    from evals.suites import load_suite_or_data
+    from training.qa_dataset import DatasetStore
 
     settings = load_cli_settings()
     with user_errors():
-        loaded = load_suite(suite)
+        datasets = DatasetStore(settings.datasets_dir)
+        loaded = load_suite_or_data(suite, datasets=datasets, split=split)
+        for problem in loaded.problems:
+            typer.echo(f"warning: {problem} (skipped)", err=True)
         if limit:
             loaded.items = loaded.items[:limit]
-        chosen = pick(
-            load_variants(variants_file or settings.variants_file),
-            [v.strip() for v in variants.split(",") if v.strip()],
-        )
         registry = build_registry(settings)
-        for variant in chosen:  # fail before any work on a missing adapter or collection
+        chosen = resolve_list(
+            variants,
+            load_variants(variants_file or settings.variants_file),
+            adapters=registry.generative(),
+        )
+        for variant in chosen:  # fail before any work on a missing adapter, dataset or collection
             for adapter in filter(None, (variant.adapter, variant.classifier)):
                 registry.get(adapter)
+            if variant.demos:
+                datasets.get(variant.demos)
         embedder, store = build_embedder(settings), build_store(settings)
         chat = build_chat_service(settings, store=store, embedder=embedder)
         for variant in chosen:

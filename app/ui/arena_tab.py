@@ -1,8 +1,11 @@
 """The A/B arena and leaderboard tabs.
 
 One question goes to two variants; their answers stream side by side (generated
-concurrently), each with its sources. In blind mode the variant names stay hidden until
-the vote. Votes go to the SQLite store; a comparison with a failed answer cannot be voted.
+concurrently), each with its sources. A side is a named variant from the dropdown, or any
+variant written as a spec in the text field beside it (``app.variants.parse_spec``, e.g.
+``rag:docs+my-lora@k=6``), which wins over the dropdown. In blind mode the variant names
+stay hidden until the vote. Votes go to the SQLite store; a comparison with a failed
+answer cannot be voted.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import gradio as gr
 
 from app.ui.chat_tab import format_sources_markdown
 from app.ui.errors import warning
-from app.variants import Variant, VariantRunner
+from app.variants import SPEC_HELP, Variant, VariantError, VariantRunner, resolve
 from evals.votes import VoteStore
 from indexing.errors import RagtuneError
 
@@ -58,6 +61,44 @@ def stream_pair(
         yield state[0], state[1], state[0][2] or state[1][2]
 
 
+def choose_pair(
+    variants: dict[str, Variant],
+    picks: tuple[str, str],
+    specs: tuple[str, str] = ("", ""),
+    rng: random.Random | None = None,
+) -> tuple[Variant, Variant]:
+    """The two variants of a comparison: a side's spec, else its named pick, else random.
+
+    A side left on "random pair" gets a random named chat variant other than the other
+    side's; when both are random, or the dropdowns name the same variant, both are drawn.
+    Raises ``VariantError`` for a spec that does not parse or names a classifier.
+    """
+    rng = rng or random.Random()
+    names = [n for n, v in variants.items() if not v.classifier]
+    a, b = (_side(variants, pick, spec) for pick, spec in zip(picks, specs))
+    typed = any(spec.strip() for spec in specs)
+    if not names and (a is None or b is None):
+        raise VariantError("no named variants to draw from: type a spec for each side")
+    if (a is None and b is None) or (a is not None and a == b and not typed):
+        first, second = rng.sample(names, 2) if len(names) >= 2 else (names[0], names[0])
+        return variants[first], variants[second]
+    if a is None or b is None:
+        fixed = a or b
+        drawn = variants[rng.choice([n for n in names if n != fixed.name] or names)]
+        return (drawn, fixed) if a is None else (fixed, drawn)
+    return a, b
+
+
+def _side(variants: dict[str, Variant], pick: str, spec: str) -> Variant | None:
+    """One side's variant: its spec, else its named pick; None for "random pair"."""
+    if not spec.strip():
+        return variants.get(pick)
+    chosen = resolve(spec.strip(), variants)
+    if chosen.classifier:
+        raise VariantError(f"{spec.strip()!r} is a classifier; the A/B tab compares answers")
+    return chosen
+
+
 def build_arena_tabs(runner: VariantRunner, variants: dict[str, Variant], store: VoteStore):
     """Render the A/B and Leaderboard tabs; return the leaderboard table and its row source."""
     names = [n for n, v in variants.items() if not v.classifier]
@@ -66,6 +107,11 @@ def build_arena_tabs(runner: VariantRunner, variants: dict[str, Variant], store:
             pick_a = gr.Dropdown([RANDOM_PAIR, *names], value=RANDOM_PAIR, label="Variant A")
             pick_b = gr.Dropdown([RANDOM_PAIR, *names], value=RANDOM_PAIR, label="Variant B")
             blind = gr.Checkbox(value=True, label="Blind (hide names until the vote)")
+        with gr.Row():
+            spec_a = gr.Textbox(
+                label="or a spec for A", placeholder="e.g. rag:docs+my-lora@k=6", info=SPEC_HELP
+            )
+            spec_b = gr.Textbox(label="or a spec for B", placeholder="e.g. few-shot@shots=4")
         question = gr.Textbox(label="Question", placeholder="One question, two answers…")
         ask = gr.Button("Ask both", variant="primary")
         with gr.Row():
@@ -81,14 +127,17 @@ def build_arena_tabs(runner: VariantRunner, variants: dict[str, Variant], store:
         status = gr.Markdown(elem_id="arena-status")
         comparison = gr.State(None)
 
-    def run(a: str, b: str, is_blind: bool, text: str):
+    def run(a: str, b: str, text_a: str, text_b: str, is_blind: bool, text: str):
         locked = [gr.update(interactive=False)] * len(buttons)
         if not text.strip():
             yield "### A", "", "### B", "", None, "Type a question first.", *locked
             return
-        if RANDOM_PAIR in (a, b) or a == b:
-            a, b = random.sample(names, 2) if len(names) >= 2 else (names[0], names[0])
-        pair = (variants[a], variants[b])
+        try:
+            pair = choose_pair(variants, (a, b), (text_a, text_b))
+        except RagtuneError as exc:
+            yield "### A", "", "### B", "", None, warning(exc), *locked
+            return
+        a, b = pair[0].name, pair[1].name
         heads = ("### A", "### B") if is_blind else (f"### A: {a}", f"### B: {b}")
         for side_a, side_b, failed in stream_pair(runner, pair, text):
             yield heads[0], side_a[0], heads[1], side_b[0], None, "Generating…", *locked
@@ -109,7 +158,7 @@ def build_arena_tabs(runner: VariantRunner, variants: dict[str, Variant], store:
 
     ask.click(
         run,
-        [pick_a, pick_b, blind, question],
+        [pick_a, pick_b, spec_a, spec_b, blind, question],
         [title_a, answer_a, title_b, answer_b, comparison, status, *buttons],
     )
 

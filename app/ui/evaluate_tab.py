@@ -2,7 +2,9 @@
 
 The job is `ragtune eval run`, so the report (tables with confidence intervals, plots,
 HTML and the results JSONL) is the CLI's; the page shows it when the job finishes and
-offers the files for download.
+offers the files for download. The suite can also be a dataset (its test split) or a QA
+file path, and variants can be typed as specs (``app.variants.parse_spec``) beside the
+named ones.
 """
 
 from __future__ import annotations
@@ -15,18 +17,28 @@ import gradio as gr
 from app.jobs import RAGTUNE, JobError, JobStore
 from app.settings import Settings
 from app.ui.errors import warning
+from app.variants import SPEC_HELP, parse_spec
 from evals.report import report_folder
 from indexing.errors import RagtuneError
+from training.qa_dataset import DatasetStore
 
 
 def submit_eval(
-    store: JobStore, settings: Settings, suite: str, variants: list[str], limit
+    store: JobStore, settings: Settings, suite: str, variants: list[str], limit, specs: str = ""
 ) -> tuple[str, Path]:
-    """Queue `ragtune eval run`; returns (job id, report folder)."""
+    """Queue `ragtune eval run`; returns (job id, report folder).
+
+    ``specs`` is a comma-separated list of variant specs added after ``variants``; each is
+    parsed here, so a typo is reported at once (``SpecError``) rather than by a failed job.
+    """
     if not suite:
         raise JobError("pick a suite")
+    typed = [spec.strip() for spec in specs.split(",") if spec.strip()]
+    for spec in typed:
+        parse_spec(spec)
+    variants = list(dict.fromkeys([*variants, *typed]))
     if not variants:
-        raise JobError("pick at least one variant")
+        raise JobError("pick at least one variant or type a spec")
     output = report_folder(settings.evals_dir, Path(suite).stem)
     command = [
         RAGTUNE,
@@ -57,10 +69,22 @@ def build_evaluate_tab(
 ) -> None:
     """Render the Evaluate tab inside the current Blocks context."""
     suites = sorted(str(p.relative_to(repo)) for p in (repo / "evals/suites").glob("*.yaml"))
+    suites += [m.name for m in DatasetStore(settings.datasets_dir).list()]
     with gr.Row():
-        suite = gr.Dropdown(suites, value=suites[0] if suites else None, label="Suite")
+        suite = gr.Dropdown(
+            suites,
+            value=suites[0] if suites else None,
+            label="Suite, dataset or QA file",
+            info="a suite, a dataset (its test split), or type a QA file's path",
+            allow_custom_value=True,
+        )
         variants = gr.CheckboxGroup(variant_names, value=variant_names[:2], label="Variants")
         limit = gr.Number(None, label="Only the first N items (blank: all)", precision=0)
+    specs = gr.Textbox(
+        label="More variants as specs (comma-separated)",
+        placeholder="e.g. rag:docs+my-lora@k=6, few-shot@shots=4@demos=mydata",
+        info=SPEC_HELP,
+    )
     run = gr.Button("Run evaluation", variant="primary")
     status = gr.Markdown(elem_id="eval-status")
     job_id = gr.State("")
@@ -70,9 +94,9 @@ def build_evaluate_tab(
         latency_plot = gr.Image(label="Latency", type="filepath", visible=False)
     downloads = gr.File(label="Report files", file_count="multiple", visible=False)
 
-    def start(suite_path, chosen, n):
+    def start(suite_path, chosen, n, typed):
         try:
-            new_id, _ = submit_eval(store, settings, suite_path, chosen, n)
+            new_id, _ = submit_eval(store, settings, suite_path, chosen, n, typed or "")
         except RagtuneError as exc:
             return warning(exc), ""
         return f"Queued evaluation job {new_id}.", new_id
@@ -105,5 +129,5 @@ def build_evaluate_tab(
             gr.update(value=files, visible=True),
         )
 
-    run.click(start, [suite, variants, limit], [status, job_id])
+    run.click(start, [suite, variants, limit, specs], [status, job_id])
     gr.Timer(2.0).tick(poll, job_id, [status, report, metrics_plot, latency_plot, downloads])
