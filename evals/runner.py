@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from evals.concurrency import DEFAULT_CONCURRENCY, map_in_order
+from evals.metrics.groundedness import groundedness
 from evals.metrics.retrieval import dedupe, hit_at_k, mrr_at_k
 from evals.metrics.text import bleu, exact_match, rouge, token_f1
 from evals.retrieval_eval import matches
@@ -38,6 +39,7 @@ QA_METRICS = (
     "exact_match",
     "token_f1",
     "embedding_similarity",
+    "groundedness",
     "hit@1",
     "hit@4",
     "mrr",
@@ -191,6 +193,9 @@ def _answer(
     if embed is not None and result.answer:
         vectors = embed([result.answer, item.reference])
         scores["embedding_similarity"] = float(vectors[0] @ vectors[1])
+    grounded = groundedness(result.answer, [s.text for s in answered.sources])
+    if grounded is not None:
+        scores["groundedness"] = grounded
     if item.relevant and answered.sources:
         ranked = dedupe(
             [name for s in answered.sources for name in (s.source, *s.also_in)]

@@ -1,0 +1,336 @@
+"""The study's report: summary.json, report.md, a self-contained report.html and PNG plots,
+in the study's ``reports/`` folder, in the style of ``evals.report``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app.compare.arms import study_arms, trained_adapters
+from app.compare.measure import FORGETTING, QUALITY, forgetting, quality
+from app.compare.recommend import recommend
+
+if TYPE_CHECKING:
+    from app.compare.stages import Context
+
+STYLE = (
+    "body{font-family:sans-serif;max-width:75em;margin:2em auto}table{border-collapse:collapse}"
+    "td,th{border:1px solid #ccc;padding:.25em .6em}img{max-width:100%}"
+)
+
+
+def build_summary(ctx: Context) -> dict[str, Any]:
+    """Every number of the report, JSON-ready (also ``ragtune compare --json``)."""
+    study, config = ctx.study, ctx.config
+    arms = study_arms(config.name, config.methods)
+    table = quality(study, arms, config.primary_metric)
+    trained = trained_adapters(config.name, config.methods)
+    forgot = {t.key: forgetting(study, t) for t in trained}
+    for arm in arms:
+        row = table["arms"][arm.name]
+        row["adapter"] = arm.trained.adapter if arm.trained else None
+        row["forgetting"] = forgot.get(arm.trained.key) if arm.trained else None
+    dataset = study.result("dataset") or {}
+    states = study.state().stages
+    return {
+        "study": config.name,
+        "config": config.to_dict(),
+        "budget": ctx.budget.to_dict(),
+        "folder": str(study.folder),
+        "data": {
+            "dataset": dataset.get("dataset"),
+            "counts": dataset.get("counts", {}),
+            "synth": dataset.get("synth", {}),
+            "test_source": dataset.get("test_source"),
+            "test_items": len(dataset.get("splits", {}).get("test", [])),
+            "leakage": dataset.get("leakage", {}),
+            "problems": dataset.get("problems", []),
+        },
+        "retrieval": study.result("retrieval"),
+        "arms": table["arms"],
+        "best": table["best"],
+        "recommendation": recommend(table["arms"], config.primary_metric),
+        "stages": {
+            name: {"state": s.state, "seconds": s.seconds, "error": s.error}
+            for name, s in states.items()
+            if name != "report"
+        },
+    }
+
+
+def _cell(cell: dict[str, Any] | None) -> str:
+    if not cell:
+        return "–"
+    return f"{cell['mean']:.3f} [{cell['ci'][0]:.3f}, {cell['ci'][1]:.3f}]"
+
+
+def _num(value: Any, form: str = "{:.2f}") -> str:
+    return "–" if value is None else form.format(value)
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The report as Markdown."""
+    config, data, arms = summary["config"], summary["data"], summary["arms"]
+    rec = summary["recommendation"]
+    counts = data["counts"]
+    lines = [
+        f"# Which method wins on collection {config['collection']!r}? Study {summary['study']}",
+        "",
+        f"## Recommendation: {rec['arm'] or 'none'}",
+        "",
+        rec["reason"],
+        "",
+        (
+            f"Primary metric: {rec['metric']}. Budget: {config['budget']}. Test questions: "
+            f"{data['test_items']} (from {data['test_source']})."
+        ),
+        "",
+        "## Data",
+        "",
+        f"Dataset {data['dataset']!r}: "
+        + ", ".join(f"{k} {v}" for k, v in counts.items() if not isinstance(v, dict)),
+    ]
+    synth = data.get("synth") or {}
+    if synth:
+        dropped = synth.get("dropped", {})
+        lines += [
+            "",
+            f"Synthesised: generated {synth.get('generated')}, kept {synth.get('kept')}"
+            + (", dropped " + ", ".join(f"{k} {v}" for k, v in dropped.items()) if dropped else ""),
+        ]
+    if data.get("leakage"):
+        leak = data["leakage"]
+        lines += [
+            "",
+            (
+                f"Leakage: {leak['test_questions_with_overlap']} test question(s) had a "
+                f"near-duplicate in the training data; {leak['training_pairs_removed']} "
+                "training pair(s) were removed."
+            ),
+        ]
+    lines += [f"\n- {p}" for p in data.get("problems", [])[:10]]
+    retrieval = summary.get("retrieval") or {}
+    lines += ["", "## Retrieval", ""]
+    if retrieval.get("pick"):
+        pick, default = retrieval["pick"], retrieval.get("default") or {}
+        lines.append(
+            f"Tuned on the dev split: {json.dumps(pick)} (default: {json.dumps(default)}); "
+            "the RAG arms retrieve with the tuned retriever, fusion and k."
+        )
+    else:
+        lines.append(
+            f"Not tuned ({retrieval.get('skipped', 'the stage failed')}); "
+            "the RAG arms use the settings."
+        )
+    lines += _quality_table(arms)
+    lines += _vs_best(arms, summary["best"], rec["metric"])
+    lines += _cost_table(arms)
+    lines += _forgetting_table(arms)
+    lines += ["", "## Stage times", "", "| stage | state | seconds |", "| --- | --- | --- |"]
+    for name, stage in summary["stages"].items():
+        state = stage["state"] + (f": {stage['error']}" if stage["error"] else "")
+        lines.append(f"| {name} | {state} | {_num(stage['seconds'], '{:.1f}')} |")
+    return "\n".join(lines) + "\n"
+
+
+def _quality_table(arms: dict[str, Any]) -> list[str]:
+    shown = [m for m in QUALITY if any(m in r.get("metrics", {}) for r in arms.values())]
+    lines = [
+        "",
+        "## Quality (mean [95% bootstrap CI])",
+        "",
+        "| arm | status | " + " | ".join(shown) + " | n |",
+        "| --- | --- | " + " | ".join("---" for _ in shown) + " | --- |",
+    ]
+    for name, row in arms.items():
+        if row["status"] != "ok":
+            lines.append(
+                f"| {name} | failed: {row['error']} | " + " | ".join("–" for _ in shown) + " | 0 |"
+            )
+            continue
+        status = "ok" + (f", {row['errors']} answer(s) failed" if row["errors"] else "")
+        cells = [_cell(row["metrics"].get(m)) for m in shown]
+        lines.append(f"| {name} | {status} | " + " | ".join(cells) + f" | {row['n']} |")
+    return lines
+
+
+def _vs_best(arms: dict[str, Any], best: str | None, primary: str) -> list[str]:
+    if not best:
+        return []
+    lines = [
+        "",
+        f"## Paired differences against the best arm on {primary} ({best})",
+        "",
+        "Mean of (arm - best) over the items both answered; sign-flip permutation p-value.",
+        "",
+        "| arm | metric | difference | p-value | n |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, row in arms.items():
+        for metric, cell in row.get("vs_best", {}).items():
+            lines.append(
+                f"| {name} | {metric} | {cell['diff']:+.3f} | {cell['p']:.3f} | {cell['n']} |"
+            )
+    return lines
+
+
+def _cost_table(arms: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "## Cost",
+        "",
+        (
+            "| arm | training s | peak memory MB | adapter MB | latency p50 s | latency p95 s "
+            "| prompt tokens/answer | tokens/s |"
+        ),
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, row in arms.items():
+        c = row.get("cost")
+        if not c:
+            continue
+        lines.append(
+            f"| {name} | {_num(c['train_seconds'], '{:.0f}')} | {_num(c['peak_memory_mb'], '{:.0f}')} "
+            f"| {_num(c['adapter_mb'])} | {_num(c['latency_p50_s'])} | {_num(c['latency_p95_s'])} "
+            f"| {_num(c['prompt_tokens'], '{:.0f}')} | {_num(c['tokens_per_s'], '{:.1f}')} |"
+        )
+    return lines
+
+
+def _forgetting_table(arms: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "## Forgetting (adapter - base on the general suite, mean [95% CI])",
+        "",
+        "| arm | " + " | ".join(FORGETTING) + " | perplexity change |",
+        "| --- | " + " | ".join("---" for _ in FORGETTING) + " | --- |",
+    ]
+    for name, row in arms.items():
+        f = row.get("forgetting")
+        if not f:
+            note = "not measured" if row.get("adapter") else "no adapter: weights unchanged"
+            lines.append(f"| {name} | {note} |" + " – |" * len(FORGETTING))
+            continue
+        cells = []
+        for metric in FORGETTING:
+            c = f["metrics"].get(metric)
+            cells.append(f"{c['delta']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]" if c else "–")
+        ppl = (f.get("perplexity_check") or {}).get("perplexity")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {_num(ppl, '{:+.3f}')} |")
+    return lines
+
+
+def plots(summary: dict[str, Any], folder: Path) -> list[Path]:
+    """quality.png (metrics with intervals), cost.png (latency, training), forgetting.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = {n: r for n, r in summary["arms"].items() if r["status"] == "ok"}
+    names = list(arms)
+    paths: list[Path] = []
+    shown = [m for m in QUALITY if any(m in r.get("metrics", {}) for r in arms.values())]
+    if shown:
+        columns = min(3, len(shown))
+        rows = (len(shown) + columns - 1) // columns
+        fig, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, 3.3 * rows), squeeze=False)
+        for axis, metric in zip(axes.flat, shown):
+            cells = [arms[n].get("metrics", {}).get(metric) for n in names]
+            means = [c["mean"] if c else float("nan") for c in cells]
+            low = [max(c["mean"] - c["ci"][0], 0) if c else 0 for c in cells]
+            high = [max(c["ci"][1] - c["mean"], 0) if c else 0 for c in cells]
+            axis.bar(range(len(names)), means, yerr=[low, high], capsize=4, color="#4c72b0")
+            axis.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+            axis.set_title(f"{metric} (95% CI)", fontsize=10)
+            axis.grid(axis="y", alpha=0.3)
+        for axis in list(axes.flat)[len(shown) :]:
+            axis.axis("off")
+        fig.tight_layout()
+        paths.append(folder / "quality.png")
+        fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
+    if names:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+        p50 = [arms[n]["cost"]["latency_p50_s"] or 0 for n in names]
+        p95 = [arms[n]["cost"]["latency_p95_s"] or 0 for n in names]
+        x = range(len(names))
+        left.bar([i - 0.2 for i in x], p50, width=0.4, label="p50")
+        left.bar([i + 0.2 for i in x], p95, width=0.4, label="p95")
+        left.set_title("answer latency (s)", fontsize=10)
+        left.legend(fontsize=8)
+        right.bar(x, [arms[n]["cost"]["train_seconds"] or 0 for n in names], color="#dd8452")
+        right.set_title("training wall time (s)", fontsize=10)
+        for axis in (left, right):
+            axis.set_xticks(list(x), names, rotation=30, ha="right", fontsize=8)
+            axis.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        paths.append(folder / "cost.png")
+        fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
+    forgot = {n: r["forgetting"]["metrics"] for n, r in arms.items() if r.get("forgetting")}
+    forgot = {n: m["token_f1"] for n, m in forgot.items() if "token_f1" in m}
+    if forgot:
+        fig, axis = plt.subplots(figsize=(max(4, 1.4 * len(forgot)), 3.2))
+        cells = list(forgot.values())
+        axis.bar(
+            range(len(cells)),
+            [c["delta"] for c in cells],
+            yerr=[
+                [max(c["delta"] - c["ci"][0], 0) for c in cells],
+                [max(c["ci"][1] - c["delta"], 0) for c in cells],
+            ],
+            capsize=4,
+            color="#55a868",
+        )
+        axis.axhline(0, color="black", linewidth=0.8)
+        axis.set_xticks(range(len(cells)), list(forgot), rotation=30, ha="right", fontsize=8)
+        axis.set_title("forgetting: token F1 change on the general suite", fontsize=10)
+        fig.tight_layout()
+        paths.append(folder / "forgetting.png")
+        fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
+    return paths
+
+
+def write_report(summary: dict[str, Any], folder: Path) -> dict[str, Path]:
+    """Write summary.json, report.md, report.html (images inlined) and the plots."""
+    import markdown as markdown_lib
+
+    from app.compare.study import write_atomic
+
+    folder.mkdir(parents=True, exist_ok=True)
+    images = plots(summary, folder)
+    text = markdown(summary)
+    paths = {
+        "summary": folder / "summary.json",
+        "markdown": folder / "report.md",
+        "html": folder / "report.html",
+    }
+    write_atomic(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False))
+    write_atomic(paths["markdown"], text + "".join(f"\n![{p.stem}]({p.name})\n" for p in images))
+    inline = "".join(
+        f'<p><img alt="{p.stem}" src="data:image/png;base64,'
+        f'{base64.b64encode(p.read_bytes()).decode()}"></p>'
+        for p in images
+    )
+    body = markdown_lib.markdown(text, extensions=["tables"])
+    title = html.escape(f"ragtune compare: {summary['study']}")
+    write_atomic(
+        paths["html"],
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+        f"<style>{STYLE}</style></head><body>{body}{inline}</body></html>",
+    )
+    return {**paths, **{p.stem: p for p in images}}
+
+
+def report_stage(ctx: Context) -> dict[str, Any]:
+    """The last stage: the summary, written as the report files; returns the summary."""
+    summary = build_summary(ctx)
+    files = write_report(summary, ctx.study.reports)
+    summary["files"] = {k: str(v) for k, v in files.items()}
+    return summary

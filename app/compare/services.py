@@ -1,0 +1,183 @@
+"""What a study's stages call, injected: the real pieces for the CLI and the tab, fakes in tests.
+
+Each field is one piece of ragtune the study orchestrates (datasets, retrieval tuning,
+RAFT examples, training, answering); ``build_services`` wires the real ones from the
+settings through ``app.components``. Stages only see this object, so a test replaces
+any piece with a small function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app.compare.budget import Budget
+from evals.suites import Suite
+from indexing.errors import NotFound, Unavailable
+from training.qa_dataset import Dataset, DatasetStore, QAPair
+
+if TYPE_CHECKING:
+    from app.compare.answering import AnswerOutcome, AnswerRequest
+    from app.settings import Settings
+    from training.config import SFTArgs
+    from training.registry import Manifest
+
+
+class StudyUnavailable(Unavailable):
+    """The engine (or the collection) a study needs is not there; checked before work starts."""
+
+
+@dataclass
+class StudyServices:
+    """The pieces a study runs; every callable raises a ``RagtuneError`` the user can fix.
+
+    - ``check(collection)``: the collection exists with chunks and the engine answers.
+    - ``synthesize(collection, n, name, seed, fractions)`` -> (dataset, counts by reason).
+    - ``import_pairs(path, name, collection, seed, fractions)`` -> (dataset, bad-line problems).
+    - ``read_pairs(path)`` -> (pairs, bad-line problems) of a QA file.
+    - ``tune(collection, dev, test, grid, seed)`` -> ``{"pick", "default", "rows"}`` with
+      the choices as ``RetrievalChoice.to_dict()``.
+    - ``raft_examples(collection, pairs, budget, retrieval)`` -> SFT records.
+    - ``train(args)`` -> the adapter's manifest (``training.sft.train_sft``).
+    - ``adapter_bytes(name)`` -> the adapter's size on disk.
+    - ``answer(request)`` -> the arm's scored answers (``app.compare.answering``).
+    """
+
+    datasets: DatasetStore
+    check: Callable[[str], None]
+    synthesize: Callable[..., tuple[Dataset, dict[str, Any]]]
+    import_pairs: Callable[..., tuple[Dataset, list[str]]]
+    read_pairs: Callable[[Path], tuple[list[QAPair], list[str]]]
+    tune: Callable[..., dict[str, Any]]
+    raft_examples: Callable[..., list[dict[str, Any]]]
+    train: Callable[[SFTArgs], Manifest]
+    adapter_bytes: Callable[[str], int]
+    answer: Callable[[AnswerRequest], AnswerOutcome]
+    base_model: str
+    system_prompt: str
+    general_suite: Suite
+
+
+def build_services(settings: Settings, *, progress: bool = True) -> StudyServices:
+    """The real pieces: the configured generator (vLLM), store, embedder and registry."""
+    from app.compare.answering import ArmAnswerer
+    from app.components import (
+        build_chat_service,
+        build_embedder,
+        build_generator,
+        build_registry,
+        build_store,
+    )
+    from app.models import resolve_generator_model
+    from app.synth import import_dataset, synthesize_dataset
+    from evals.suites import load_suite
+    from training.qa_dataset import read_pairs
+    from training.sft import train_sft
+
+    repo = Path(__file__).resolve().parents[2]
+    store, embedder = build_store(settings), build_embedder(settings)
+    registry = build_registry(settings)
+    generator = build_generator(settings)
+    chat = build_chat_service(settings, generator=generator, store=store, embedder=embedder)
+    datasets = DatasetStore(settings.datasets_dir)
+
+    def check(collection: str) -> None:
+        if collection not in store.collection_names():
+            known = ", ".join(store.collection_names()) or "none yet"
+            raise NotFound(
+                f"no collection {collection!r} (collections: {known}); ingest it first: "
+                f"ragtune ingest FOLDER --collection {collection}"
+            )
+        if store.collection(collection, embedding_model=embedder.name).count() == 0:
+            raise NotFound(f"collection {collection!r} is empty; ingest documents into it first")
+        if not generator.health():
+            raise StudyUnavailable(
+                "the generator does not answer; start it with `ragtune serve` or `ragtune "
+                "engine`, or point generator.url at a running vLLM server"
+            )
+
+    def synthesize(collection, n, name, seed, fractions):
+        dataset, report = synthesize_dataset(
+            settings,
+            generator,
+            datasets,
+            embedder,
+            collection=collection,
+            n=n,
+            name=name,
+            seed=seed,
+            progress=progress,
+        )
+        return resplit(datasets, dataset, fractions), report
+
+    def import_pairs(path, name, collection, seed, fractions):
+        dataset, problems = import_dataset(
+            settings, path, name=name, collection=collection, seed=seed
+        )
+        return resplit(datasets, dataset, fractions), problems
+
+    def tune(collection, dev, test, grid, seed):
+        from evals.retrieval_tuning import tune_retrieval
+
+        result = tune_retrieval(
+            store,
+            embedder,
+            settings.indexing,
+            collection,
+            dev,
+            test,
+            budget=grid,
+            seed=seed,
+            progress=progress,
+        )
+        return tuning_dict(result)
+
+    def raft_examples(collection, pairs, budget: Budget, retrieval):
+        from app.raft import build_raft_examples
+
+        return build_raft_examples(
+            chat,
+            collection,
+            pairs,
+            oracle_share=budget.raft_oracle_share,
+            distractors=budget.raft_distractors,
+            k=(retrieval or {}).get("k"),
+            retriever=(retrieval or {}).get("retriever"),
+            seed=0,
+        )
+
+    def train(args):
+        return train_sft(args, registry, settings.runs_dir)
+
+    answerer = ArmAnswerer(settings, generator, store, embedder, progress=progress)
+    return StudyServices(
+        datasets=datasets,
+        check=check,
+        synthesize=synthesize,
+        import_pairs=import_pairs,
+        read_pairs=read_pairs,
+        tune=tune,
+        raft_examples=raft_examples,
+        train=train,
+        adapter_bytes=registry.size_bytes,
+        answer=answerer.answer,
+        base_model=resolve_generator_model(settings.generator.model, settings.models_dir),
+        system_prompt=settings.prompting.system_prompt,
+        general_suite=load_suite(repo / "evals" / "suites" / "forgetting.yaml", base=repo),
+    )
+
+
+def resplit(store: DatasetStore, dataset: Dataset, fractions: tuple[float, ...]) -> Dataset:
+    """``dataset`` saved again with the study's split ``fractions`` (same seed and pairs)."""
+    pairs = [p for split in dataset.pairs().values() for p in split]
+    manifest = dataset.manifest
+    return store.save(manifest, pairs, fractions=tuple(fractions), overwrite=True)
+
+
+def tuning_dict(result: Any) -> dict[str, Any]:
+    """A ``TuningResult`` as the retrieval stage stores it."""
+    if hasattr(result, "to_dict"):
+        return result.to_dict()
+    return {"pick": result.pick.to_dict(), "default": result.default.to_dict()}
