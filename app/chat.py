@@ -7,7 +7,7 @@ answers the same way. Components arrive by constructor injection (see ``app.comp
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -23,8 +23,9 @@ from app.prompting import (
     load_demonstrations,
 )
 from app.settings import PromptingSettings
+from indexing.collection import RetrievalChoice
 from indexing.lexical import MetadataFilter
-from indexing.retrieval import RetrievedChunk, Retriever
+from indexing.retrieval import HybridRetriever, RetrievedChunk, Retriever
 from indexing.store import StoreError
 
 if TYPE_CHECKING:
@@ -73,7 +74,11 @@ class PreparedTurn:
 
 
 class ChatService:
-    """Answers questions in zero-shot, few-shot or RAG mode."""
+    """Answers questions in zero-shot, few-shot or RAG mode.
+
+    ``tuned`` gives a collection's stored retrieval setting (``VectorStore.tuned_retrieval``,
+    written by ``ragtune retrieval tune --apply``); a request's own retriever or k wins over it.
+    """
 
     def __init__(
         self,
@@ -84,9 +89,12 @@ class ChatService:
         default_collection: str,
         default_retriever: str = "hybrid",
         guard: RepetitionGuard | None = None,
+        tuned: Callable[[str], RetrievalChoice | None] | None = None,
         datasets: DatasetStore | None = None,
     ) -> None:
         self.generator = generator
+        self.tuned = tuned
+        self._fused: dict[tuple[str, float | None], Retriever] = {}
         self.retrievers = retrievers
         self.default_retriever = default_retriever
         self.prompting = prompting
@@ -121,15 +129,40 @@ class ChatService:
         retriever: str | None = None,
         flt: MetadataFilter | None = None,
     ) -> list[RetrievedChunk]:
-        """The sources a RAG answer would use."""
-        kind = retriever or self.default_retriever
+        """The sources a RAG answer would use.
+
+        Unset ``retriever`` and ``k`` come from the collection's tuned setting, else from
+        the settings; hybrid retrieval on a collection tuned to hybrid uses its fusion.
+        """
+        collection = collection or self.default_collection
+        tuned = self.tuned(collection) if self.tuned else None
+        kind = retriever or (tuned.retriever if tuned else self.default_retriever)
         if kind not in self.retrievers:
             raise StoreError(
                 f"unknown retriever {kind!r}; choose one of {', '.join(self.retrievers)}"
             )
-        return self.retrievers[kind].retrieve(
-            question, collection or self.default_collection, k or self.prompting.top_k, flt
-        )
+        k = k or (tuned.k if tuned else self.prompting.top_k)
+        return self._retriever(kind, tuned).retrieve(question, collection, k, flt)
+
+    def _retriever(self, kind: str, tuned: RetrievalChoice | None) -> Retriever:
+        base = self.retrievers[kind]
+        if not (
+            tuned and kind == tuned.retriever == "hybrid" and isinstance(base, HybridRetriever)
+        ):
+            return base
+        key = (tuned.fusion, tuned.alpha if tuned.fusion == "convex" else None)
+        if key == (base.fusion, base.alpha if base.fusion == "convex" else None):
+            return base
+        if key not in self._fused:
+            self._fused[key] = HybridRetriever(
+                base.store,
+                base.embedder,
+                fusion=tuned.fusion,
+                alpha=base.alpha if tuned.alpha is None else tuned.alpha,
+                rrf_k=base.rrf_k,
+                candidates=base.candidates,
+            )
+        return self._fused[key]
 
     def prepare(
         self,

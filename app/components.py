@@ -142,6 +142,7 @@ def build_chat_service(
         settings.indexing.default_collection,
         settings.indexing.retriever,
         guard=repetition_guard(settings),
+        tuned=store.tuned_retrieval,
         datasets=DatasetStore(settings.datasets_dir),
     )
 

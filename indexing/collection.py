@@ -13,9 +13,10 @@ current hash) from a changed or half-written one without a manifest that could d
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -44,6 +45,43 @@ class Chunks:
     ids: list[str]
     texts: list[str]
     metadatas: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RetrievalChoice:
+    """How RAG retrieves from one collection (``ragtune retrieval tune`` picks one).
+
+    ``chunk_tokens``: the chunk size in embedder tokens; ``retriever``: dense, bm25 or
+    hybrid; ``fusion``: hybrid's ``convex`` or ``rrf`` ('' for the others); ``alpha``: the
+    dense weight of convex fusion, 0 to 1 (None otherwise); ``k``: chunks in a prompt.
+    """
+
+    chunk_tokens: int
+    retriever: str
+    fusion: str = ""
+    alpha: float | None = None
+    k: int = 4
+
+    def label(self) -> str:
+        """The retriever part in words, e.g. ``hybrid convex 0.70``, ``hybrid rrf``, ``bm25``."""
+        if self.retriever != "hybrid":
+            return self.retriever
+        return "hybrid rrf" if self.fusion == "rrf" else f"hybrid convex {self.alpha:.2f}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RetrievalChoice:
+        """Parse ``to_dict``'s form (unknown keys ignored); ``KeyError``/``TypeError`` if bad."""
+        return cls(
+            chunk_tokens=int(data["chunk_tokens"]),
+            retriever=str(data["retriever"]),
+            fusion=str(data.get("fusion") or ""),
+            alpha=None if data.get("alpha") is None else float(data["alpha"]),
+            k=int(data["k"]),
+        )
 
 
 class Hit(NamedTuple):
@@ -80,6 +118,15 @@ class Collection:
     def chunking(self) -> str:
         """The chunking signature recorded for the collection ('' for an old collection)."""
         return self.metadata.get("chunking", "")
+
+    @property
+    def retrieval(self) -> RetrievalChoice | None:
+        """The retrieval setting stored for this collection (None: the global settings)."""
+        raw = self.metadata.get("retrieval") or ""
+        try:
+            return RetrievalChoice.from_dict(json.loads(raw)) if raw else None
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None  # written by a newer or broken version: fall back to the settings
 
     @property
     def revision(self) -> str:
@@ -178,6 +225,10 @@ class WritableCollection(Collection):
     def set_chunking(self, signature: str) -> None:
         """Record a new chunking signature (the pipeline then re-chunks every file)."""
         self._set_metadata(chunking=signature)
+
+    def set_retrieval(self, choice: RetrievalChoice | None) -> None:
+        """Store how RAG retrieves from this collection (None: back to the global settings)."""
+        self._set_metadata(retrieval=json.dumps(choice.to_dict()) if choice else "")
 
     def upsert(
         self,

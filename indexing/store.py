@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from indexing.bm25_tokens import Bm25Tokenizer
-from indexing.collection import Collection, WritableCollection
+from indexing.collection import Collection, RetrievalChoice, WritableCollection
 from indexing.config import VectorStoreSettings
 from indexing.errors import Conflict, RagtuneError
 from indexing.lexical import LexicalIndex
@@ -48,6 +48,7 @@ class CollectionInfo:
     embedding_model: str
     chunking: str
     size_bytes: int
+    retrieval: str = "settings"  # or the tuned setting, e.g. "hybrid rrf, k=6"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -151,6 +152,19 @@ class VectorStore:
             elif not was_clean:
                 self._rebuild_lexical(collection, collection.revision)
 
+    def tuned_retrieval(self, name: str) -> RetrievalChoice | None:
+        """The retrieval setting stored for collection ``name`` (``Collection.retrieval``);
+        None when it has none or does not exist (retrieving then names the problem)."""
+        from chromadb.errors import NotFoundError
+
+        try:
+            chroma = self._client.get_collection(
+                validate_collection_name(name), embedding_function=None
+            )
+        except (NotFoundError, ValueError, StoreError):
+            return None
+        return Collection(chroma).retrieval
+
     def delete_collection(self, name: str) -> None:
         """Remove a collection, all its chunks and its BM25 sidecar.
 
@@ -188,6 +202,7 @@ class VectorStore:
         chroma = self._client.get_collection(name, embedding_function=None)
         collection = Collection(chroma)
         size = chroma_disk_bytes(self.path, str(chroma.id)) + _folder_size(self.index_root / name)
+        tuned = collection.retrieval
         return CollectionInfo(
             name=name,
             chunks=collection.count(),
@@ -195,6 +210,7 @@ class VectorStore:
             embedding_model=collection.metadata.get("embedding_model", "?"),
             chunking=collection.metadata.get("chunking", "?"),
             size_bytes=size,
+            retrieval=f"{tuned.label()}, k={tuned.k} (tuned)" if tuned else "settings",
         )
 
     def _require(self, name: str) -> None:

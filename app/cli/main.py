@@ -36,6 +36,7 @@ from app.cli.collections import collections_cli
 from app.cli.data import data_cli
 from app.cli.evaluate import eval_cli, variants_cli
 from app.cli.prefs import prefs_cli
+from app.cli.retrieval import retrieval_cli
 from app.cli.reward import reward_cli
 from app.cli.train import train_cli
 
@@ -47,6 +48,7 @@ cli.add_typer(eval_cli, name="eval")
 cli.add_typer(variants_cli, name="variants")
 cli.add_typer(prefs_cli, name="prefs")
 cli.add_typer(reward_cli, name="reward")
+cli.add_typer(retrieval_cli, name="retrieval")
 cli.add_typer(train_cli, name="train")
 cli.add_typer(adapters_module.adapters_cli, name="adapters")
 
