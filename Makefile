@@ -79,4 +79,5 @@ bench: system-deps models
 	$(BIN)/python -m benchmarks.worker_spin
 	$(BIN)/python -m benchmarks.training_speed
 	$(BIN)/python -m benchmarks.retrieval
+	$(BIN)/python -m benchmarks.ask_concurrency
 	$(BIN)/python -m benchmarks.report

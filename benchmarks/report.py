@@ -98,12 +98,19 @@ def _worker_spin_section(results: dict) -> str:
     return worker_spin_section(results)
 
 
+def _ask_concurrency_section(results: dict) -> str:
+    from benchmarks.ask_concurrency import ask_concurrency_section
+
+    return ask_concurrency_section(results)
+
+
 # benchmark name -> (document holding its section, renderer)
 SECTIONS = {
     "retrieval": (PERFORMANCE, retrieval_section),
     "serving": (PERFORMANCE, _serving_section),
     "training": (PERFORMANCE, _training_section),
     "worker_spin": (PERFORMANCE, _worker_spin_section),
+    "ask_concurrency": (PERFORMANCE, _ask_concurrency_section),
     "rlhf": (REPO / "docs/rlhf.md", _rlhf_section),
 }
 
