@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from training.config import SFTArgs
 from training.data import load_instructions
@@ -18,11 +19,19 @@ from training.run import TrainingRun, load_tokenizer
 from training.tracking import train_measured
 
 
-def train_sft(args: SFTArgs, registry: AdapterRegistry, runs_dir: Path) -> Manifest:
+def train_sft(
+    args: SFTArgs,
+    registry: AdapterRegistry,
+    runs_dir: Path,
+    *,
+    extra_metrics: dict[str, Any] | None = None,
+) -> Manifest:
     """Train, run the forgetting check, save into the registry, return the manifest.
 
     Dataset and name are validated before any model loads; nothing reaches the registry
-    unless the whole run succeeds. Raises RegistryError (name taken) or DatasetError.
+    unless the whole run succeeds. ``extra_metrics`` is recorded in the manifest's metrics
+    as given (RAFT records how its data was built under ``raft``). Raises RegistryError
+    (name taken) or DatasetError.
     """
     import torch
     from datasets import Dataset
@@ -64,7 +73,7 @@ def train_sft(args: SFTArgs, registry: AdapterRegistry, runs_dir: Path) -> Manif
         run.save(trainer.model, tokenizer)
         if run.plot("loss.png"):
             shutil.copy(run.staging / "loss.png", run.folder / "loss.png")
-        metrics = {**measured, "loss_curve": log.loss_curve()}
+        metrics = {**measured, "loss_curve": log.loss_curve(), **(extra_metrics or {})}
         if args.forgetting_check:
             from training.forgetting import forgetting_report
 

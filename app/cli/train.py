@@ -112,6 +112,18 @@ def _report(manifest, as_json: bool) -> None:
             typer.echo(f"  {key}: {m[key]}")
     if "forgetting" in m:
         typer.echo(f"  forgetting check (tuned - base): {m['forgetting']['delta']}")
+    if "raft" in m:
+        r = m["raft"]
+        typer.echo(
+            f"  raft: {r['examples']} examples from {r['pairs']} pairs of {r['dataset']} over "
+            f"{r['collection']} ({r['with_oracle']} with the oracle, {r['distractors']} "
+            f"distractors, max_length {r['max_length']}); data: {manifest.dataset}"
+        )
+        if r["missing_sources"]:
+            typer.echo(
+                f"  raft: skipped pairs whose source is not in the collection: {r['skipped']}"
+            )
+            typer.echo(f"    missing sources: {', '.join(r['missing_sources'])}")
 
 
 @train_cli.command("sft", epilog=fields_epilog(SFTArgs))
@@ -126,15 +138,52 @@ def sft(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")
     ] = False,
+    raft: Annotated[
+        bool,
+        typer.Option(
+            "--raft",
+            help="Retrieval-augmented finetuning: build the data from --data over --collection.",
+        ),
+    ] = False,
+    collection: Annotated[
+        str | None, typer.Option("--collection", help="RAFT: the collection to retrieve from.")
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option("--data", help="RAFT: a dataset (its train split) or a QA file (JSONL/CSV)."),
+    ] = None,
+    oracle_share: Annotated[
+        float | None,
+        typer.Option(
+            "--oracle-share", min=0.0, max=1.0, help="RAFT: share of examples with the oracle."
+        ),
+    ] = None,
+    distractors: Annotated[
+        int | None,
+        typer.Option("--distractors", min=0, max=49, help="RAFT: distractor chunks per example."),
+    ] = None,
     set_: SetOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Instruction tuning with lora, ia3, prefix, prompt or full finetuning.
 
     Data: JSONL lines of {"messages": [...]} or {"instruction", "input", "output"}.
+
+    With --raft (RAFT, arXiv 2403.10131) the data is built instead: each question of
+    --data is asked over its oracle chunk and distractor chunks retrieved from
+    --collection, in the prompt `rag:` models use, the answer citing the oracle; it is
+    written to the data folder's raft/NAME.jsonl and the settings go into the manifest.
+    Serve the adapter as rag:COLLECTION+NAME with k = distractors + 1.
     """
     from training.sft import train_sft
 
+    raft_options = {"oracle_share": oracle_share, "distractors": distractors}
+    if not raft and (collection or data or any(v is not None for v in raft_options.values())):
+        fail("--collection, --data, --oracle-share and --distractors go with --raft")
+    if raft and not (collection and data):
+        fail("--raft needs --collection and --data")
+    if raft and dataset:
+        fail("--raft builds the training data from --data; leave out --dataset")
     given = build_overrides(
         set_,
         name=name,
@@ -145,7 +194,40 @@ def sft(
         overwrite=overwrite,
         resume=resume,
     )
-    _run(SFTArgs, config, given, _registry_run(train_sft), as_json)
+    if not raft:
+        _run(SFTArgs, config, given, _registry_run(train_sft), as_json)
+        return
+    given["dataset"] = RAFT_DATA  # replaced by the built file before training
+    options = {k: v for k, v in raft_options.items() if v is not None}
+    _run(SFTArgs, config, given, _raft_run(collection, data, options), as_json)
+
+
+RAFT_DATA = "(built by --raft)"
+
+
+def _raft_run(collection: str, data: str, options: dict[str, Any]):
+    """A ``_run`` trainer that builds RAFT data from ``data`` over ``collection``, then trains."""
+
+    def train(args, settings, registry):
+        from app.components import build_chat_service
+        from app.raft import RaftOptions, load_pairs, train_raft
+
+        pairs, problems = load_pairs(settings.datasets_dir, data)
+        for problem in problems:
+            typer.echo(f"warning: {problem} (skipped)", err=True)
+        return train_raft(
+            args,
+            build_chat_service(settings),
+            registry,
+            settings.runs_dir,
+            collection=collection,
+            pairs=pairs,
+            output=settings.raft_dir / f"{args.name}.jsonl",
+            options=RaftOptions(**options, seed=args.seed),
+            dataset=data,
+        )
+
+    return train
 
 
 @train_cli.command("classify", epilog=fields_epilog(ClassifyArgs))
