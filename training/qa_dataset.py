@@ -266,8 +266,8 @@ def split_pairs(
 def read_pairs(path: Path) -> tuple[list[QAPair], list[str]]:
     """Pairs from a JSONL or CSV file (``question``, ``answer``, optional ``source``).
 
-    ``reference`` is accepted for ``answer``; ``chunk_id`` and ``chunk`` are read when
-    present. Each bad line is skipped with one problem message naming the file and line;
+    ``reference`` is accepted for ``answer`` and a QA suite line's ``relevant`` files
+    (the first) for ``source``; ``chunk_id`` and ``chunk`` are read when present. Each bad line is skipped with one problem message naming the file and line;
     raises ``DatasetError`` when the file is missing, of another type, or a CSV without a
     ``question`` and ``answer`` header.
     """
@@ -328,6 +328,9 @@ def _csv_rows(path: Path):
 def _pair(row: dict[str, Any]) -> QAPair | str:
     """The pair in one row, or the problem with it naming the field at fault."""
     row = {_ALIASES.get(key, key): ("" if value is None else value) for key, value in row.items()}
+    relevant = row.pop("relevant", "")
+    if isinstance(relevant, list) and relevant and not row.get("source"):
+        row["source"] = relevant[0]
     fields = ("question", "answer", "source", "chunk_id", "chunk")
     for name in fields:
         if not isinstance(row.get(name, ""), str):
