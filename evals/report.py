@@ -20,6 +20,23 @@ def report_folder(root: Path, name: str, when: float | None = None) -> Path:
     return root / f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(when))}"
 
 
+def report_paths(folder: Path) -> dict[str, Path]:
+    """The files of the report in ``folder``, by kind (``write_report`` writes them).
+
+    ``results`` (JSONL, one scored answer per line), ``summary`` (JSON), ``markdown``,
+    ``html`` (self-contained) and the PNG plots ``metrics`` and ``latency``, which exist
+    only when there was something to draw.
+    """
+    return {
+        "results": folder / "results.jsonl",
+        "summary": folder / "summary.json",
+        "markdown": folder / "report.md",
+        "html": folder / "report.html",
+        "metrics": folder / "metrics.png",
+        "latency": folder / "latency.png",
+    }
+
+
 def _plots(
     summary: dict, results: list[ItemResult], metrics: tuple[str, ...], folder: Path
 ) -> list[Path]:
@@ -60,7 +77,7 @@ def _plots(
         for axis in list(axes.flat)[len(shown) :]:
             axis.axis("off")
         fig.tight_layout()
-        paths.append(folder / "metrics.png")
+        paths.append(report_paths(folder)["metrics"])
         fig.savefig(paths[-1], dpi=100)
         plt.close(fig)
     latencies = [
@@ -74,7 +91,7 @@ def _plots(
         axis.set_ylabel("seconds")
         axis.set_title("latency per answer")
         fig.tight_layout()
-        paths.append(folder / "latency.png")
+        paths.append(report_paths(folder)["latency"])
         fig.savefig(paths[-1], dpi=100)
         plt.close(fig)
     return paths
@@ -131,12 +148,8 @@ def write_report(
     import markdown as markdown_lib
 
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "results": folder / "results.jsonl",
-        "summary": folder / "summary.json",
-        "markdown": folder / "report.md",
-        "html": folder / "report.html",
-    }
+    files = report_paths(folder)
+    paths = {kind: files[kind] for kind in ("results", "summary", "markdown", "html")}
     with paths["results"].open("w") as handle:
         for result in results:
             handle.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")

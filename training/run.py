@@ -22,15 +22,23 @@ from __future__ import annotations
 import shutil
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from training.config import TrainArgs
 from training.data import file_sha256
 from training.registry import AdapterRegistry, Manifest
-from training.tracking import MetricsLog, plot_curves
+
+if TYPE_CHECKING:  # it imports transformers; the web app reads log_path without loading it
+    from training.tracking import MetricsLog
 
 # Fields that say where a run goes and how to treat an existing one, not how it trains.
 NOT_HYPERPARAMETERS = frozenset({"name", "dataset", "overwrite", "resume"})
+
+
+def log_path(runs_dir: Path, name: str) -> Path:
+    """The metric log of run ``name``: ``<runs_dir>/<name>/log.jsonl``, one JSON record per
+    logging step (``step``, ``max_steps``, ``eta_s`` and the metrics; ``MetricsLog``)."""
+    return runs_dir / name / "log.jsonl"
 
 
 def load_tokenizer(base_model: str):
@@ -49,7 +57,8 @@ class TrainingRun:
     def __init__(self, args: TrainArgs, registry: AdapterRegistry, runs_dir: Path) -> None:
         self.args = args
         self.registry = registry
-        self.folder = runs_dir / args.name
+        self.log_file = log_path(runs_dir, args.name)
+        self.folder = self.log_file.parent
         self.checkpoints = self.folder / "checkpoints"
         self.log: MetricsLog | None = None
         self._staging: Path | None = None
@@ -68,9 +77,11 @@ class TrainingRun:
 
         ``resume`` keeps the folder, its checkpoints and its log, to continue a run.
         """
+        from training.tracking import MetricsLog
+
         if not resume:
             shutil.rmtree(self.folder, ignore_errors=True)
-        self.log = MetricsLog(self.folder / "log.jsonl")
+        self.log = MetricsLog(self.log_file)
         return self.log
 
     def has_checkpoint(self) -> bool:
@@ -122,6 +133,8 @@ class TrainingRun:
 
     def plot(self, filename: str = "loss.png", keys: tuple[str, ...] = ("loss",)) -> Path | None:
         """Draw the logged ``keys`` against the step into staging; None when none was logged."""
+        from training.tracking import plot_curves
+
         records = self.log.records if self.log else []
         return plot_curves(records, self.staging / filename, keys)
 

@@ -18,7 +18,7 @@ from app.jobs import RAGTUNE, JobError, JobStore
 from app.settings import Settings
 from app.ui.errors import warning
 from app.variants import SPEC_HELP, parse_spec
-from evals.report import report_folder
+from evals.report import report_folder, report_paths
 from indexing.errors import RagtuneError
 from training.qa_dataset import DatasetStore
 
@@ -109,22 +109,18 @@ def build_evaluate_tab(
         text = f"**{job.title}**: {job.state} {progress_of(tail)}" + (
             f" · {job.error}" if job.error else ""
         )
-        folder = Path((store.folder(current) / "report_dir").read_text())
-        if job.state != "succeeded" or not (folder / "report.md").exists():
+        paths = report_paths(Path((store.folder(current) / "report_dir").read_text()))
+        if job.state != "succeeded" or not paths["markdown"].exists():
             return text, gr.update(), gr.update(), gr.update(), gr.update()
-        files = [
-            str(folder / f)
-            for f in ("report.html", "results.jsonl", "summary.json")
-            if (folder / f).exists()
-        ]
-        plots = [folder / "metrics.png", folder / "latency.png"]
+        files = [str(paths[k]) for k in ("html", "results", "summary") if paths[k].exists()]
+        plots = [paths["metrics"], paths["latency"]]
         images = [
             gr.update(value=str(p), visible=True) if p.exists() else gr.update(visible=False)
             for p in plots
         ]
         return (
             text,
-            (folder / "report.md").read_text(),
+            paths["markdown"].read_text(),
             *images,
             gr.update(value=files, visible=True),
         )

@@ -24,6 +24,7 @@ from app.ui.errors import warning
 from indexing.errors import RagtuneError
 from training.config import ClassifyArgs, DPOArgs, PPOArgs, RewardArgs, SFTArgs, load_args
 from training.methods import CLASSIFY_METHODS, SFT_METHODS
+from training.run import log_path
 
 # label -> (train subcommand, bundled config), one per method of training.methods
 RECIPES = {
@@ -106,7 +107,7 @@ def submit_training(store: JobStore, repo: Path, label: str, form: dict[str, Any
 def job_progress(store: JobStore, runs_dir: Path, job) -> tuple[str, pd.DataFrame]:
     """(status line, long-format curve data) of one job from its metric log."""
     records = []
-    log = runs_dir / job.run_name / "log.jsonl" if job.run_name else None
+    log = log_path(runs_dir, job.run_name) if job.run_name else None
     if log and log.exists() and job.started and log.stat().st_mtime >= job.started - 1:
         records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     rows = [
@@ -126,7 +127,7 @@ def jobs_table(store: JobStore, runs_dir: Path) -> list[list]:
     rows = []
     for job in store.list():
         progress = ""
-        log = runs_dir / job.run_name / "log.jsonl" if job.run_name else None
+        log = log_path(runs_dir, job.run_name) if job.run_name else None
         if job.state == "running" and log and log.exists():
             lines = log.read_text().splitlines()
             if lines:

@@ -7,6 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from app.cli.main import cli
+from evals.report import report_paths
 from tests.conftest import REPO
 
 runner = CliRunner()
@@ -70,6 +71,7 @@ def test_eval_run_writes_report_with_intervals_and_plots(tmp_path, monkeypatch):
         "latency.png",
     ):
         assert (out / name).exists(), name
+    assert {p.name for p in report_paths(out).values()} == {p.name for p in out.iterdir()}
     assert "data:image/png;base64" in (out / "report.html").read_text()
     assert len((out / "results.jsonl").read_text().splitlines()) == 12
 

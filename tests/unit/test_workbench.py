@@ -102,3 +102,24 @@ def test_documents_tab_browsing_a_collection_of_another_embedder_warns(
     assert fns["show_chunks"]("notes", "note.md").startswith("⚠️")
     rows, _, status = fns["show_collection"]("nowhere")
     assert rows == [] and status == gr.update()
+
+
+def test_the_train_tab_follows_the_log_a_training_run_writes(tmp_path):
+    import time
+    from types import SimpleNamespace
+
+    from app.ui.train_tab import job_progress
+    from training.config import SFTArgs
+    from training.registry import AdapterRegistry
+    from training.run import TrainingRun
+
+    runs = tmp_path / "runs"
+    args = SFTArgs(name="r", dataset=str(tmp_path / "unread.jsonl"))
+    with TrainingRun(args, AdapterRegistry(tmp_path / "adapters"), runs) as run:
+        run.start_log().add(3, 10, {"loss": 1.5})
+    job = SimpleNamespace(title="sft", state="running", error="", run_name="r")
+    job.started = time.time() - 5
+    status, curve = job_progress(JobStore(tmp_path / "jobs"), runs, job)
+    assert "step 3 of 10" in status and curve.to_dict("records") == [
+        {"step": 3, "metric": "loss", "value": 1.5}
+    ]
