@@ -44,7 +44,7 @@ class SpecError(VariantError):
     could exist) or ``option`` (a recognisable variant with a wrong option).
     """
 
-    def __init__(self, spec: str, part: str, reason: str) -> None:
+    def __init__(self, spec: str, part: str = "mode", reason: str = "does not parse") -> None:
         super().__init__(f"variant spec {spec!r}: {reason}", param="model")
         self.spec, self.part, self.reason = spec, part, reason
 
