@@ -7,16 +7,17 @@ than the oracle. The prompt comes from ``ChatService.compose`` in mode ``rag``, 
 path of every RAG answer, so the adapter learns exactly the prompt ``rag:C+ADAPTER``
 serves, and the answer cites the oracle by its number, as the prompt asks.
 
-The oracle is present in ``oracle_share`` of the examples (0.8 by default, the paper's
-P), at a random position. In the others every source is a distractor and the answer is
-still trained, without a citation (there is no source to cite). The paper keeps these
-examples on purpose: with the oracle missing, the model can only produce the answer
-from what it has learnt, so they make it memorise the domain's answers instead of
-learning that the answer is always in the context; the paper found a share of such
-examples (P = 80%) to help answers with retrieval. The cost: they teach the model to
-answer even when its sources do not hold the answer, against the prompt's "say that you
-do not know". The paper's chain-of-thought answers with quotes are not used: the pairs'
-short answers are trained as they are.
+The oracle is present in ``oracle_share`` of the examples (the paper's P; 0.8 by
+default), at a random position. In the others every source is a distractor and the
+answer is still trained, without a citation (there is no source to cite). The paper
+keeps these examples on purpose: with the oracle missing the model can only produce the
+answer from what it has learnt, so they push it to memorise the domain's answers rather
+than assume the answer is always in the context, and the paper found that leaving the
+oracle out of part of the training data helped answers with retrieval (the best P
+varied by dataset). The cost: these examples teach the model to answer even when its
+sources do not hold the answer, against the prompt's "say that you do not know". The
+paper's chain-of-thought answers with verbatim quotes are not used: the pairs' short
+answers are trained as they are.
 
 Finding the oracle: a pair's ``chunk_id`` (a synthesised pair's chunk), looked up among
 the chunks of its ``source`` file closest to the pair's ``chunk`` text; else (no id, or

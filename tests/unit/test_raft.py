@@ -179,11 +179,15 @@ def test_bad_inputs(kb, tmp_path):
         build_raft_data(chat, "kbase", strays)
 
     qa = tmp_path / "qa.jsonl"
+    suite_line = {"question": "Q2?", "reference": "B.", "relevant": ["docs/tea.md"]}
     qa.write_text(
-        json.dumps({"question": "Q?", "answer": "A.", "source": "tea.md"}) + "\nnot json\n"
+        json.dumps({"question": "Q?", "answer": "A.", "source": "tea.md"})
+        + "\nnot json\n"
+        + json.dumps(suite_line)
     )
     pairs, problems = load_pairs(settings.datasets_dir, str(qa))
-    assert len(pairs) == 1 and problems == [f"{qa}, line 2: not valid JSON (Expecting value)"]
+    assert problems == [f"{qa}, line 2: not valid JSON (Expecting value)"]
+    assert [p.source for p in pairs] == ["tea.md", "docs/tea.md"]  # a suite line's relevant
     with pytest.raises(RaftError, match="no such file"):
         load_pairs(settings.datasets_dir, str(tmp_path / "missing.jsonl"))
     with pytest.raises(DatasetNotFound):
