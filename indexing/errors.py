@@ -60,7 +60,8 @@ class NotFound(RagtuneError):
 
 
 class Conflict(RagtuneError):
-    """The request clashes with the current state (a busy collection, an existing name)."""
+    """The request clashes with the current state (a collection of another embedder, a taken
+    name). A collection busy with an ingest is not one: ``CollectionBusy`` is a 400."""
 
     status = 409
     error_type = "conflict"

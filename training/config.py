@@ -1,7 +1,8 @@
 """Training arguments as dataclasses, with help text and allowed range on every field.
 
-The CLI, the YAML configs in ``configs/train/`` and (later) the workbench form are all
-built from these, so a field documented here is documented everywhere.
+The CLI (its options and ``--help``) and the YAML configs in ``configs/train/`` are built
+from these, so a field documented here is documented everywhere; the workbench's Train
+form takes its defaults from them and checks its values against their ranges.
 """
 
 from __future__ import annotations
@@ -9,12 +10,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from indexing.errors import RagtuneError
 from training.methods import CLASSIFY_METHODS, SFT_METHODS
+
+if TYPE_CHECKING:
+    from peft import LoraConfig
 
 
 class ConfigError(RagtuneError, ValueError):
@@ -23,17 +27,22 @@ class ConfigError(RagtuneError, ValueError):
 
 def arg(
     default: Any, help: str, *, low: float | None = None, high: float | None = None, choices=None
-):
-    """A dataclass field carrying its help text and allowed values."""
+) -> Any:
+    """A dataclass field carrying its help text and allowed values.
+
+    Returns a ``dataclasses.Field`` (typed ``Any`` so it can stand as a field's default);
+    list and dict defaults get a factory that copies them."""
     meta = {"help": help, "low": low, "high": high, "choices": choices}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
-def same_as(cls: type, name: str, default: Any = dataclasses.MISSING):
+def same_as(cls: type, name: str, default: Any = dataclasses.MISSING) -> Any:
     """Field ``name`` of dataclass ``cls`` again (same help, range and choices), optionally
-    with another default; for args that share a field without sharing a whole group."""
+    with another default; for args that share a field without sharing a whole group.
+
+    Returns a ``dataclasses.Field`` like ``arg`` (typed ``Any`` to stand as a default)."""
     source = next(f for f in dataclasses.fields(cls) if f.name == name)
     if default is dataclasses.MISSING:
         has_default = source.default is not dataclasses.MISSING
@@ -68,7 +77,7 @@ class LoraOptions:
         "v_proj, down_proj).",
     )
 
-    def lora_config(self, task_type: str):
+    def lora_config(self, task_type: str) -> LoraConfig:
         """These settings as a peft ``LoraConfig`` for ``task_type`` (e.g. "CAUSAL_LM", "SEQ_CLS")."""
         from peft import LoraConfig
 

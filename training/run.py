@@ -29,6 +29,9 @@ from training.data import file_sha256
 from training.registry import AdapterRegistry, Manifest
 
 if TYPE_CHECKING:  # it imports transformers; the web app reads log_path without loading it
+    from peft import PeftModel
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
     from training.tracking import MetricsLog
 
 # Fields that say where a run goes and how to treat an existing one, not how it trains.
@@ -126,7 +129,7 @@ class TrainingRun:
             self._staging = self.registry.staging(self.args.name)
         return self._staging
 
-    def save(self, model, tokenizer) -> None:
+    def save(self, model: PreTrainedModel | PeftModel, tokenizer: PreTrainedTokenizerBase) -> None:
         """Write the trained model (or its adapter weights) and the tokenizer into staging."""
         model.save_pretrained(self.staging)
         tokenizer.save_pretrained(self.staging)

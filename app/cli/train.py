@@ -56,7 +56,7 @@ def build_overrides(sets: list[str] | None, **options: Any) -> dict[str, Any]:
     return {**given, **parse_sets(sets)}
 
 
-def fields_epilog(cls) -> str:
+def fields_epilog(cls: type) -> str:
     """``--help`` text listing every field of args class ``cls`` (one paragraph each)."""
     return "Fields:\n\n" + help_table(cls).replace("\n", "\n\n")
 
