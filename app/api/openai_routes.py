@@ -17,14 +17,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.api.bridge import abortable
 from app.api.catalog import ModelCatalog, Target
 from app.api.errors import error_body
-from app.api.fields import check_request, engine_fields, wants_usage
+from app.api.fields import FieldRefused, check_request, engine_fields, wants_usage
 from app.api.guard import Admission, Metrics
 from app.api.schemas import ChatCompletionRequest
 from app.api.shaping import assemble, is_usage, shape
@@ -229,8 +229,9 @@ def _messages_for(chat: ChatService, target: Target, body: ChatCompletionRequest
         return messages, []
     users = [m for m in messages if m["role"] == "user"]
     if not users:
-        raise HTTPException(
-            400, f"messages: a {variant.mode} model needs at least one user message (the question)"
+        raise FieldRefused(
+            f"messages: a {variant.mode} model needs at least one user message (the question)",
+            param="messages",
         )
     turn = chat.prepare(
         users[-1]["content"],

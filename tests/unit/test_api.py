@@ -328,3 +328,15 @@ def test_a_rag_model_over_another_embedders_collection_is_409_naming_the_model(
     error = answer.json()["error"]
     assert answer.status_code == 409 and error["param"] == "model"
     assert error["message"].startswith("model: ") and "other-embedder" in error["message"]
+
+
+def test_a_rag_question_without_a_user_message_is_a_400_naming_messages(client):
+    answer = client.post(
+        "/v1/chat/completions",
+        json={"model": "rag:tea", "messages": [{"role": "system", "content": "Be brief."}]},
+    )
+    error = answer.json()["error"]
+    assert answer.status_code == 400 and error["param"] == "messages"
+    assert error["message"] == (
+        "messages: a rag model needs at least one user message (the question)"
+    )
