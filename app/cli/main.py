@@ -32,6 +32,7 @@ cli.add_typer(models_cli, name="models")
 
 from app.cli import adapters as adapters_module
 from app.cli import ask as ask_module
+from app.cli import compare as compare_module
 from app.cli.collections import collections_cli
 from app.cli.data import data_cli
 from app.cli.evaluate import eval_cli, variants_cli
@@ -42,6 +43,7 @@ from app.cli.train import train_cli
 
 cli.command()(ask_module.ask)
 cli.command()(adapters_module.classify)
+cli.command()(compare_module.compare)
 cli.add_typer(collections_cli, name="collections")
 cli.add_typer(data_cli, name="data")
 cli.add_typer(eval_cli, name="eval")

@@ -22,6 +22,7 @@ from app.settings import Settings
 from app.variants import Variant, VariantRunner, parse_spec
 from evals.runner import ItemResult, run_suite
 from evals.suites import Suite
+from indexing.collection import RetrievalChoice
 
 TokenCounter = Callable[[list[dict[str, str]]], int]
 
@@ -55,15 +56,15 @@ class AnswerOutcome:
 
 
 def arm_variant(request: AnswerRequest) -> Variant:
-    """The variant an arm answers with: its spec, named after the arm, with the tuned
-    retriever and k (RAG) or the demonstration count (few-shot)."""
-    arm, choice = request.arm, request.retrieval or {}
-    variant = replace(parse_spec(arm.spec(request.collection)), name=arm.name)
+    """The variant an arm answers with, named after the arm: its spec with the tuned
+    retriever and k (RAG arms) or the demonstration count (few-shot)."""
+    arm, choice = request.arm, request.retrieval
+    spec = arm.spec(request.collection)
     if arm.rag and choice:
-        variant = replace(variant, retriever=choice.get("retriever"), k=choice.get("k"))
+        spec += f"@k={choice['k']}@retriever={choice['retriever']}"
     if arm.mode == "few-shot":
-        variant = replace(variant, fewshot_count=request.fewshot_count)
-    return variant
+        spec += f"@shots={request.fewshot_count}"
+    return replace(parse_spec(spec), name=arm.name, description=spec)
 
 
 class MeasuredRunner(VariantRunner):
@@ -125,26 +126,31 @@ class ArmAnswerer:
         self.count_tokens = count_tokens
         self.progress = progress
 
-    def chat_for(self, request: AnswerRequest) -> ChatService:
-        """A chat service with the arm's demonstrations and the tuned hybrid fusion."""
+    def chat(
+        self, retrieval: dict[str, Any] | None, demonstrations: Path | None = None
+    ) -> ChatService:
+        """A chat service retrieving with ``retrieval`` (a ``RetrievalChoice`` dict, its
+        fusion included; None: the collection's stored choice or the settings) and showing
+        the few-shot ``demonstrations`` file (None: the settings' file)."""
         from app.components import build_chat_service
 
-        settings = self.settings.model_copy(deep=True)
-        if request.demonstrations is not None:
-            settings.prompting.fewshot_file = request.demonstrations
-        choice = request.retrieval or {}
-        if request.arm.rag and choice.get("fusion"):
-            settings.indexing.hybrid_fusion = choice["fusion"]
-        if request.arm.rag and choice.get("alpha") is not None:
-            settings.indexing.hybrid_alpha = choice["alpha"]
-        return build_chat_service(
+        settings = self.settings
+        if demonstrations is not None:
+            settings = settings.model_copy(deep=True)
+            settings.prompting.fewshot_file = demonstrations
+        chat = build_chat_service(
             settings, generator=self.generator, store=self.store, embedder=self.embedder
         )
+        if retrieval:
+            choice = RetrievalChoice.from_dict(retrieval)
+            chat.tuned = lambda collection: choice
+        return chat
 
     def answer(self, request: AnswerRequest) -> AnswerOutcome:
         """Answer and score every item of ``request.suite`` (one progress bar)."""
         variant = arm_variant(request)
-        runner = MeasuredRunner(self.chat_for(request), self.count_tokens)
+        chat = self.chat(request.retrieval if request.arm.rag else None, request.demonstrations)
+        runner = MeasuredRunner(chat, self.count_tokens)
         with tqdm(
             total=len(request.suite.items),
             desc=request.label or request.arm.name,

@@ -68,6 +68,13 @@ def _cell(cell: dict[str, Any] | None) -> str:
     return f"{cell['mean']:.3f} [{cell['ci'][0]:.3f}, {cell['ci'][1]:.3f}]"
 
 
+def _ci(row: dict[str, Any], metric: str) -> str:
+    if metric not in row:
+        return "–"
+    low, high = row.get(f"{metric}_ci", [row[metric]] * 2)
+    return f"{row[metric]:.3f} [{low:.3f}, {high:.3f}]"
+
+
 def _num(value: Any, form: str = "{:.2f}") -> str:
     return "–" if value is None else form.format(value)
 
@@ -116,11 +123,31 @@ def markdown(summary: dict[str, Any]) -> str:
     retrieval = summary.get("retrieval") or {}
     lines += ["", "## Retrieval", ""]
     if retrieval.get("pick"):
-        pick, default = retrieval["pick"], retrieval.get("default") or {}
-        lines.append(
-            f"Tuned on the dev split: {json.dumps(pick)} (default: {json.dumps(default)}); "
-            "the RAG arms retrieve with the tuned retriever, fusion and k."
-        )
+        lines += [
+            (
+                f"Tuned on {retrieval.get('dev_questions', '?')} dev questions "
+                f"({retrieval.get('budget', '')} grid), picked by MRR@10:"
+            ),
+            "",
+            "| | chunk tokens | retriever | k | test hit@1 | test MRR@10 |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        test = retrieval.get("test", {})
+        for which in ("pick", "default"):
+            c, t = retrieval[which], test.get(which, {})
+            label = c["retriever"] + (f" {c['fusion']}" if c.get("fusion") else "")
+            label += f" {c['alpha']:.2f}" if c.get("alpha") is not None else ""
+            lines.append(
+                f"| {which} | {c['chunk_tokens']} | {label} | {c['k']} "
+                f"| {_ci(t, 'hit@1')} | {_ci(t, 'mrr@10')} |"
+            )
+        used = retrieval.get("used") or {}
+        lines += [
+            "",
+            f"The RAG arms retrieve with {used.get('retriever')}"
+            + (f" ({used['fusion']})" if used.get("fusion") else "")
+            + f", k={used.get('k')}. {retrieval.get('note', '')}",
+        ]
     else:
         lines.append(
             f"Not tuned ({retrieval.get('skipped', 'the stage failed')}); "

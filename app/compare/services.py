@@ -37,10 +37,11 @@ class StudyServices:
     - ``synthesize(collection, n, name, seed, fractions)`` -> (dataset, counts by reason).
     - ``import_pairs(path, name, collection, seed, fractions)`` -> (dataset, bad-line problems).
     - ``read_pairs(path)`` -> (pairs, bad-line problems) of a QA file.
-    - ``tune(collection, dev, test, grid, seed)`` -> ``{"pick", "default", "rows"}`` with
-      the choices as ``RetrievalChoice.to_dict()``.
-    - ``raft_examples(collection, pairs, budget, retrieval)`` -> SFT records.
+    - ``tune(collection, dev, test, grid, seed)`` -> ``TuningResult.to_dict()`` (``pick``,
+      ``default``, ``dev`` rows, ...).
     - ``train(args)`` -> the adapter's manifest (``training.sft.train_sft``).
+    - ``train_raft(args, collection, pairs, output, budget, retrieval)`` -> the manifest of
+      a RAFT adapter (``app.raft.train_raft``; ``retrieval``: the RAG arms' choice or None).
     - ``adapter_bytes(name)`` -> the adapter's size on disk.
     - ``answer(request)`` -> the arm's scored answers (``app.compare.answering``).
     """
@@ -51,8 +52,8 @@ class StudyServices:
     import_pairs: Callable[..., tuple[Dataset, list[str]]]
     read_pairs: Callable[[Path], tuple[list[QAPair], list[str]]]
     tune: Callable[..., dict[str, Any]]
-    raft_examples: Callable[..., list[dict[str, Any]]]
     train: Callable[[SFTArgs], Manifest]
+    train_raft: Callable[..., Manifest]
     adapter_bytes: Callable[[str], int]
     answer: Callable[[AnswerRequest], AnswerOutcome]
     base_model: str
@@ -60,18 +61,20 @@ class StudyServices:
     general_suite: Suite
 
 
+def raft_distractors(budget: Budget, retrieval: dict[str, Any] | None) -> int:
+    """Distractors per RAFT example: k - 1 of the RAG arms' retrieval, so that the adapter
+    trains on as many sources as it is served with; the budget's number without tuning."""
+    return max(0, int(retrieval["k"]) - 1) if retrieval else budget.raft_distractors
+
+
 def build_services(settings: Settings, *, progress: bool = True) -> StudyServices:
     """The real pieces: the configured generator (vLLM), store, embedder and registry."""
-    from app.compare.answering import ArmAnswerer
-    from app.components import (
-        build_chat_service,
-        build_embedder,
-        build_generator,
-        build_registry,
-        build_store,
-    )
+    from app.compare.answering import ArmAnswerer, chat_template_counter, word_count
+    from app.components import build_embedder, build_generator, build_registry, build_store
     from app.models import resolve_generator_model
-    from app.synth import import_dataset, synthesize_dataset
+    from app.raft import RaftOptions
+    from app.raft import train_raft as raft_trainer
+    from app.synth import dataset_store, import_dataset, synth_generator, synthesize_dataset
     from evals.suites import load_suite
     from training.qa_dataset import read_pairs
     from training.sft import train_sft
@@ -80,8 +83,17 @@ def build_services(settings: Settings, *, progress: bool = True) -> StudyService
     store, embedder = build_store(settings), build_embedder(settings)
     registry = build_registry(settings)
     generator = build_generator(settings)
-    chat = build_chat_service(settings, generator=generator, store=store, embedder=embedder)
-    datasets = DatasetStore(settings.datasets_dir)
+    datasets = dataset_store(settings)
+    fake = settings.generator.mode == "fake"
+    base_model = resolve_generator_model(settings.generator.model, settings.models_dir)
+    answerer = ArmAnswerer(
+        settings,
+        generator,
+        store,
+        embedder,
+        count_tokens=word_count if fake else chat_template_counter(base_model),
+        progress=progress,
+    )
 
     def check(collection: str) -> None:
         if collection not in store.collection_names():
@@ -99,22 +111,25 @@ def build_services(settings: Settings, *, progress: bool = True) -> StudyService
             )
 
     def synthesize(collection, n, name, seed, fractions):
+        writer, info = synth_generator(settings)
         dataset, report = synthesize_dataset(
             settings,
-            generator,
-            datasets,
+            writer,
+            store,
             embedder,
             collection=collection,
             n=n,
             name=name,
             seed=seed,
             progress=progress,
+            generator_info=info,
+            overwrite=True,
         )
         return resplit(datasets, dataset, fractions), report
 
     def import_pairs(path, name, collection, seed, fractions):
         dataset, problems = import_dataset(
-            settings, path, name=name, collection=collection, seed=seed
+            settings, path, name=name, collection=collection, seed=seed, overwrite=True
         )
         return resplit(datasets, dataset, fractions), problems
 
@@ -131,27 +146,29 @@ def build_services(settings: Settings, *, progress: bool = True) -> StudyService
             budget=grid,
             seed=seed,
             progress=progress,
+            default_k=settings.prompting.top_k,
         )
-        return tuning_dict(result)
+        return result.to_dict()
 
-    def raft_examples(collection, pairs, budget: Budget, retrieval):
-        from app.raft import build_raft_examples
-
-        return build_raft_examples(
-            chat,
-            collection,
-            pairs,
+    def train_raft(args, collection, pairs, output, budget: Budget, retrieval):
+        options = RaftOptions(
             oracle_share=budget.raft_oracle_share,
-            distractors=budget.raft_distractors,
-            k=(retrieval or {}).get("k"),
+            distractors=raft_distractors(budget, retrieval),
             retriever=(retrieval or {}).get("retriever"),
-            seed=0,
+            seed=args.seed,
+        )
+        return raft_trainer(
+            args,
+            answerer.chat(retrieval),
+            registry,
+            settings.runs_dir,
+            collection=collection,
+            pairs=pairs,
+            output=output,
+            options=options,
+            progress=progress,
         )
 
-    def train(args):
-        return train_sft(args, registry, settings.runs_dir)
-
-    answerer = ArmAnswerer(settings, generator, store, embedder, progress=progress)
     return StudyServices(
         datasets=datasets,
         check=check,
@@ -159,11 +176,11 @@ def build_services(settings: Settings, *, progress: bool = True) -> StudyService
         import_pairs=import_pairs,
         read_pairs=read_pairs,
         tune=tune,
-        raft_examples=raft_examples,
-        train=train,
+        train=lambda args: train_sft(args, registry, settings.runs_dir),
+        train_raft=train_raft,
         adapter_bytes=registry.size_bytes,
         answer=answerer.answer,
-        base_model=resolve_generator_model(settings.generator.model, settings.models_dir),
+        base_model=base_model,
         system_prompt=settings.prompting.system_prompt,
         general_suite=load_suite(repo / "evals" / "suites" / "forgetting.yaml", base=repo),
     )
@@ -172,12 +189,4 @@ def build_services(settings: Settings, *, progress: bool = True) -> StudyService
 def resplit(store: DatasetStore, dataset: Dataset, fractions: tuple[float, ...]) -> Dataset:
     """``dataset`` saved again with the study's split ``fractions`` (same seed and pairs)."""
     pairs = [p for split in dataset.pairs().values() for p in split]
-    manifest = dataset.manifest
-    return store.save(manifest, pairs, fractions=tuple(fractions), overwrite=True)
-
-
-def tuning_dict(result: Any) -> dict[str, Any]:
-    """A ``TuningResult`` as the retrieval stage stores it."""
-    if hasattr(result, "to_dict"):
-        return result.to_dict()
-    return {"pick": result.pick.to_dict(), "default": result.default.to_dict()}
+    return store.save(dataset.manifest, pairs, fractions=tuple(fractions), overwrite=True)

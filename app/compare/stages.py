@@ -47,9 +47,9 @@ class Context:
         return StudyData.from_dict(self.study.result("dataset"))
 
     def retrieval(self) -> dict[str, Any] | None:
-        """The tuned retrieval choice (a ``RetrievalChoice`` dict), None when not tuned."""
+        """The retrieval the RAG arms use (a ``RetrievalChoice`` dict), None when not tuned."""
         result = self.study.result("retrieval") or {}
-        return result.get("pick")
+        return result.get("used")
 
 
 @dataclass(frozen=True)
@@ -111,21 +111,46 @@ def dataset_stage(ctx: Context) -> dict[str, Any]:
     return {**data.to_dict(), "synth": details}
 
 
+CHOICE_FIELDS = ("chunk_tokens", "retriever", "fusion", "alpha", "k")
+
+
+def usable_choice(tuning: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The tuned choice the RAG arms can use on the collection as it is chunked, and a note.
+
+    The pick itself when it keeps the collection's chunk size; otherwise the best dev row
+    (MRR@10) at that size, since the study does not re-chunk the user's collection.
+    """
+    pick, default = tuning["pick"], tuning["default"]
+    if pick["chunk_tokens"] == default["chunk_tokens"]:
+        return pick, ""
+    same = [r for r in tuning.get("dev", []) if r["chunk_tokens"] == default["chunk_tokens"]]
+    if not same:
+        return default, "The pick needs re-chunking; the RAG arms use the default."
+    best = max(same, key=lambda r: r["mrr@10"])
+    used = {k: best.get(k) for k in CHOICE_FIELDS}
+    return used, (
+        f"The pick re-chunks to {pick['chunk_tokens']} tokens, which this study does not do to "
+        f"the collection; the RAG arms use the best setting at its {default['chunk_tokens']} "
+        f"tokens. `ragtune retrieval apply` re-chunks the collection to the pick."
+    )
+
+
 def retrieval_stage(ctx: Context) -> dict[str, Any]:
     """Tune retrieval on the dev split (source-labelled pairs); skipped when it cannot be."""
     if not ctx.budget.retrieval_grid:
-        return {"skipped": f"the {ctx.budget.name} budget does not tune retrieval", "pick": None}
+        skipped = f"the {ctx.budget.name} budget does not tune retrieval"
+        return {"skipped": skipped, "pick": None, "used": None}
     data = ctx.data()
     dev = [p for p in data.splits["dev"] if p.source]
     test = [p for p in data.splits["test"] if p.source]
     if not dev or not test:
-        return {
-            "skipped": "the dev or test pairs have no source labels to tune retrieval on",
-            "pick": None,
-        }
-    return ctx.services.tune(
+        skipped = "the dev or test pairs have no source labels to tune retrieval on"
+        return {"skipped": skipped, "pick": None, "used": None}
+    tuning = ctx.services.tune(
         ctx.config.collection, dev, test, ctx.budget.retrieval_grid, ctx.config.seed
     )
+    used, note = usable_choice(tuning)
+    return {**tuning, "used": used, "note": note}
 
 
 def train_stage(trained: Trained) -> Callable[[Context], dict[str, Any]]:
@@ -136,32 +161,36 @@ def train_stage(trained: Trained) -> Callable[[Context], dict[str, Any]]:
 
         services, budget = ctx.services, ctx.budget
         train = ctx.data().splits["train"]
-        if trained.raft:
-            records = services.raft_examples(ctx.config.collection, train, budget, ctx.retrieval())
-        else:
-            records = sft_records(train, services.system_prompt)
-        path = write_jsonl(ctx.study.work / f"sft-{trained.key}.jsonl", records)
-        args = SFTArgs(
-            name=trained.adapter,
-            dataset=str(path),
-            base_model=services.base_model,
-            method=trained.method,
-            max_steps=budget.sft_max_steps,
-            batch_size=budget.sft_batch_size,
-            learning_rate=budget.sft_learning_rate,
-            max_length=budget.sft_max_length,
-            lora_r=budget.lora_r,
-            lora_alpha=2 * budget.lora_r,
-            logging_steps=max(1, min(5, budget.sft_max_steps // 4)),
-            save_steps=max(budget.sft_max_steps, 1),
-            seed=ctx.config.seed,
-            forgetting_check=budget.perplexity_check,
-            overwrite=True,  # a re-run replaces what an interrupted attempt left
+        path = ctx.study.work / f"sft-{trained.key}.jsonl"
+        if not trained.raft:
+            write_jsonl(path, sft_records(train, services.system_prompt))
+        args = validate(
+            SFTArgs(
+                name=trained.adapter,
+                dataset=str(path),
+                base_model=services.base_model,
+                method=trained.method,
+                max_steps=budget.sft_max_steps,
+                batch_size=budget.sft_batch_size,
+                learning_rate=budget.sft_learning_rate,
+                max_length=budget.sft_max_length,
+                lora_r=budget.lora_r,
+                lora_alpha=2 * budget.lora_r,
+                logging_steps=max(1, min(5, budget.sft_max_steps // 4)),
+                save_steps=max(budget.sft_max_steps, 1),
+                seed=ctx.config.seed,
+                forgetting_check=budget.perplexity_check,
+                overwrite=True,  # a re-run replaces what an interrupted attempt left
+            )
         )
-        manifest = services.train(validate(args))
+        if trained.raft:  # builds the examples (written to path), then trains on them
+            manifest = services.train_raft(
+                args, ctx.config.collection, train, path, budget, ctx.retrieval()
+            )
+        else:
+            manifest = services.train(args)
         return {
             "adapter": trained.adapter,
-            "examples": len(records),
             "adapter_bytes": services.adapter_bytes(trained.adapter),
             "manifest": manifest.to_dict(),
         }

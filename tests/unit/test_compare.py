@@ -78,13 +78,20 @@ class Fakes:
 
     def tune(self, collection, dev, test, grid, seed):
         self.calls.append("tune")
-        pick = {"chunk_tokens": 256, "retriever": "bm25", "fusion": "", "alpha": None, "k": 3}
-        default = {**pick, "retriever": "hybrid", "fusion": "convex", "alpha": 0.7, "k": 4}
-        return {"pick": pick, "default": default, "rows": []}
+        pick = {"chunk_tokens": 128, "retriever": "bm25", "fusion": "", "alpha": None, "k": 6}
+        default = {"chunk_tokens": 256, "retriever": "hybrid", "fusion": "convex", "alpha": 0.7}
+        default["k"] = 4
+        rows = [
+            {**default, "mrr@10": 0.7},
+            {**pick, "mrr@10": 0.8},
+            {**pick, "chunk_tokens": 256, "k": 3, "mrr@10": 0.75},
+        ]
+        test = {"pick": {"hit@1": 0.8, "hit@1_ci": [0.7, 0.9]}, "default": {"hit@1": 0.7}}
+        return {"pick": pick, "default": default, "dev": rows, "test": test}
 
-    def raft_examples(self, collection, pairs, budget, retrieval):
-        self.calls.append("raft")
-        return [{"messages": [{"role": "user", "content": p.question}]} for p in pairs]
+    def train_raft(self, args, collection, pairs, output, budget, retrieval):
+        self.calls.append(f"raft k={retrieval['k'] if retrieval else None}")
+        return self.train(args)
 
     def train(self, args) -> Manifest:
         self.calls.append(f"train {args.name}")
@@ -124,8 +131,8 @@ class Fakes:
             import_pairs=self.import_pairs,
             read_pairs=__import__("training.qa_dataset", fromlist=["read_pairs"]).read_pairs,
             tune=self.tune,
-            raft_examples=self.raft_examples,
             train=self.train,
+            train_raft=self.train_raft,
             adapter_bytes=lambda name: 3_700_000,
             answer=self.answer,
             base_model="tiny-base",
@@ -178,7 +185,7 @@ def test_a_study_reports_every_arm_with_intervals_costs_forgetting_and_a_recomme
     text = (reports / "report.md").read_text()
     for arm in ARMS:
         assert f"| {arm} |" in text
-    assert "the RAG arms retrieve with the tuned retriever" in text
+    assert "The RAG arms retrieve with bm25, k=3. The pick re-chunks to 128 tokens" in text
     assert fakes.calls[0] == "check docs"
 
 
@@ -189,7 +196,14 @@ def test_a_study_uses_the_tuned_retrieval_the_train_split_and_the_budget(tmp_pat
     fakes.answer = lambda request: requests.append(request) or answer(request)
     run(tmp_path, fakes)
     by_arm = {r.arm.name: r for r in requests}
-    assert by_arm["rag"].retrieval["retriever"] == "bm25"
+    assert by_arm["rag"].retrieval == {  # the best setting at the collection's chunk size
+        "chunk_tokens": 256,
+        "retriever": "bm25",
+        "fusion": "",
+        "alpha": None,
+        "k": 3,
+    }
+    assert "raft k=3" in fakes.calls
     assert by_arm["zero-shot"].retrieval is None
     demos = by_arm["few-shot"].demonstrations.read_text().splitlines()
     assert len(demos) == get_budget("quick").fewshot_count
