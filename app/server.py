@@ -30,6 +30,7 @@ from app.settings import Settings
 from app.ui.adapters_tab import build_adapters_tab
 from app.ui.arena_tab import build_arena_tabs
 from app.ui.chat_tab import build_chat_tab
+from app.ui.compare_tab import build_compare_tab
 from app.ui.documents_tab import build_documents_tab
 from app.ui.evaluate_tab import build_evaluate_tab
 from app.ui.train_tab import build_train_tab
@@ -82,6 +83,8 @@ def build_ui(
             build_evaluate_tab(
                 jobs, settings, REPO, [n for n, v in variants.items() if not v.classifier]
             )
+        with gr.Tab("Compare"):
+            build_compare_tab(jobs, settings, store.collection_names)
         ui.load(rows, outputs=table)
     return ui
 
@@ -149,11 +152,12 @@ def create_app(
     )
     reports = settings.evals_dir
     reports.mkdir(parents=True, exist_ok=True)
+    settings.compare_dir.mkdir(parents=True, exist_ok=True)
     return gr.mount_gradio_app(
         api,
         ui,
         path="/",
-        allowed_paths=[str(reports)],
+        allowed_paths=[str(reports), str(settings.compare_dir)],
         auth=ui_login(settings.ui.users),
         auth_message="ragtune: sign in with a login from ui.users",
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,13 +12,7 @@ import typer
 from app.cli.common import CollectionOption, JsonFlag, emit_json, load_cli_settings
 from app.cli.errors import user_errors
 from app.compare.budget import BUDGETS, budget_help
-
-
-def default_name(collection: str, data: str, synth: int, budget: str) -> str:
-    """The study name a command line implies, so that running it again resumes it."""
-    source = f"synth{synth}" if synth else Path(data).stem
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{collection}-{source}-{budget}").strip("-.")
-    return name[:41].rstrip("-.") or "study"
+from app.compare.study import default_study_name
 
 
 def compare(
@@ -97,7 +90,7 @@ def compare(
                 f"--primary-metric {primary_metric!r}: choose one of {', '.join(QUALITY)}"
             )
         config = StudyConfig(
-            name=name or default_name(collection, data or "", synth or 0, budget),
+            name=name or default_study_name(collection, data or "", synth or 0, budget),
             collection=collection,
             data=data or "",
             synth=synth or 0,

@@ -262,6 +262,14 @@ class Study:
             self._lock = None
 
 
+def default_study_name(collection: str, data: str, synth: int, budget: str) -> str:
+    """The study name a request implies (collection, data source, budget), so that running
+    the same request again resumes the same study."""
+    source = f"synth{synth}" if synth else Path(data).stem
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{collection}-{source}-{budget}").strip("-.")
+    return name[:41].rstrip("-.") or "study"
+
+
 def list_studies(root: Path) -> list[Study]:
     """Every study under ``root``, newest first."""
     if not root.exists():

@@ -8,8 +8,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from app.cli.compare import default_name
 from app.cli.main import cli
+from app.compare.study import default_study_name as default_name
 from tests.conftest import REPO
 
 runner = CliRunner()
