@@ -42,10 +42,15 @@ class Budget:
         "quick", "Grid of evals.retrieval_tuning ('quick' or 'standard'); '' skips tuning."
     )
     sft_max_steps: int = knob(30, "Optimizer steps of every trained adapter (LoRA, RAFT, extra).")
-    sft_batch_size: int = knob(8, "Examples per step.")
+    sft_batch_size: int = knob(
+        8, "Examples per step (plain SFT: one short question and answer each)."
+    )
+    raft_batch_size: int = knob(
+        4, "Examples per step of the RAFT adapter (each holds k sources: about 1,500 tokens)."
+    )
     sft_learning_rate: float = knob(3e-4, "Peak learning rate (linear decay).")
     sft_max_length: int = knob(
-        768, "Tokens per training example (RAFT examples hold several sources)."
+        768, "Tokens per training example (RAFT raises it to its longest example)."
     )
     lora_r: int = knob(8, "LoRA rank of the LoRA and RAFT adapters.")
     raft_distractors: int = knob(3, "Distractor chunks in each RAFT example.")
@@ -74,6 +79,7 @@ BUDGETS: dict[str, Budget] = {
         retrieval_grid="",
         sft_max_steps=2,
         sft_batch_size=2,
+        raft_batch_size=2,
         sft_max_length=512,
         forgetting_items=3,
         concurrency=4,

@@ -70,7 +70,12 @@ def raft_distractors(budget: Budget, retrieval: dict[str, Any] | None) -> int:
 def build_services(settings: Settings, *, progress: bool = True) -> StudyServices:
     """The real pieces: the configured generator (vLLM), store, embedder and registry."""
     from app.compare.answering import ArmAnswerer, chat_template_counter, word_count
-    from app.components import build_embedder, build_generator, build_registry, build_store
+    from app.components import (
+        build_embedder,
+        build_generator_and_adapters,
+        build_registry,
+        build_store,
+    )
     from app.models import resolve_generator_model
     from app.raft import RaftOptions
     from app.raft import train_raft as raft_trainer
@@ -82,7 +87,7 @@ def build_services(settings: Settings, *, progress: bool = True) -> StudyService
     repo = Path(__file__).resolve().parents[2]
     store, embedder = build_store(settings), build_embedder(settings)
     registry = build_registry(settings)
-    generator = build_generator(settings)
+    generator, adapters = build_generator_and_adapters(settings, registry)
     datasets = dataset_store(settings)
     fake = settings.generator.mode == "fake"
     base_model = resolve_generator_model(settings.generator.model, settings.models_dir)
@@ -150,6 +155,12 @@ def build_services(settings: Settings, *, progress: bool = True) -> StudyService
         )
         return result.to_dict()
 
+    def fresh(manifest):
+        # A retrained adapter keeps its name; the engine would go on serving the old weights.
+        if adapters is not None and manifest.name in adapters.loaded():
+            adapters.unload(manifest.name)
+        return manifest
+
     def train_raft(args, collection, pairs, output, budget: Budget, retrieval):
         options = RaftOptions(
             oracle_share=budget.raft_oracle_share,
@@ -157,16 +168,18 @@ def build_services(settings: Settings, *, progress: bool = True) -> StudyService
             retriever=(retrieval or {}).get("retriever"),
             seed=args.seed,
         )
-        return raft_trainer(
-            args,
-            answerer.chat(retrieval),
-            registry,
-            settings.runs_dir,
-            collection=collection,
-            pairs=pairs,
-            output=output,
-            options=options,
-            progress=progress,
+        return fresh(
+            raft_trainer(
+                args,
+                answerer.chat(retrieval),
+                registry,
+                settings.runs_dir,
+                collection=collection,
+                pairs=pairs,
+                output=output,
+                options=options,
+                progress=progress,
+            )
         )
 
     return StudyServices(
@@ -176,7 +189,7 @@ def build_services(settings: Settings, *, progress: bool = True) -> StudyService
         import_pairs=import_pairs,
         read_pairs=read_pairs,
         tune=tune,
-        train=lambda args: train_sft(args, registry, settings.runs_dir),
+        train=lambda args: fresh(train_sft(args, registry, settings.runs_dir)),
         train_raft=train_raft,
         adapter_bytes=registry.size_bytes,
         answer=answerer.answer,

@@ -171,7 +171,7 @@ def train_stage(trained: Trained) -> Callable[[Context], dict[str, Any]]:
                 base_model=services.base_model,
                 method=trained.method,
                 max_steps=budget.sft_max_steps,
-                batch_size=budget.sft_batch_size,
+                batch_size=budget.raft_batch_size if trained.raft else budget.sft_batch_size,
                 learning_rate=budget.sft_learning_rate,
                 max_length=budget.sft_max_length,
                 lora_r=budget.lora_r,
