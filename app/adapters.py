@@ -143,7 +143,8 @@ class AdapterService:
         params: GenerationParams,
         fields: dict,
     ) -> Iterator[dict]:
-        """The API's chunks, served like ``stream`` (the adapter is loaded now, not at the first chunk)."""
+        """The API's chunks, served like ``stream`` (the adapter is loaded now, not at
+        the first chunk)."""
         return self._generate("complete_stream", messages, adapter, params=params, fields=fields)
 
     def health(self) -> bool:
@@ -159,7 +160,8 @@ class AdapterService:
         return self._through_lora(method, messages, adapter, kwargs)
 
     def _through_lora(self, method: str, messages: list[Message], adapter: str, kwargs: dict):
-        """Generate through a LoRA adapter; reload it once if the engine lost it (it was restarted)."""
+        """Generate through a LoRA adapter; reload it once if the engine lost it (it
+        was restarted)."""
         call = getattr(self.vllm, method)
         try:
             yield from call(messages, adapter=adapter, **kwargs)
@@ -171,7 +173,8 @@ class AdapterService:
 
 @contextmanager
 def _refusals() -> Iterator[None]:
-    """The engine's refusals as ``AdapterError``; an unreachable engine stays ``GeneratorUnavailable``."""
+    """The engine's refusals as ``AdapterError``; an unreachable engine stays
+    ``GeneratorUnavailable``."""
     try:
         yield
     except GeneratorUnavailable:
@@ -181,7 +184,8 @@ def _refusals() -> Iterator[None]:
 
 
 class RoutingGenerator:
-    """The app's generator: engines of their own by name (``generator.routes``), then the adapter service."""
+    """The app's generator: engines of their own by name (``generator.routes``), then the
+    adapter service."""
 
     def __init__(
         self, service: AdapterService, routes: dict[str, VLLMGenerator] | None = None
@@ -192,7 +196,8 @@ class RoutingGenerator:
     def stream(
         self, messages: list[Message], *, adapter: str | None = None, params: GenerationParams
     ) -> Iterator[str]:
-        """Route by name (``generator.routes``), then by the adapter's kind; LoRA loads on first use."""
+        """Route by name (``generator.routes``), then by the adapter's kind; LoRA
+        loads on first use."""
         backend, name = self._backend(adapter)
         return backend.stream(messages, adapter=name, params=params)
 
@@ -204,12 +209,14 @@ class RoutingGenerator:
         params: GenerationParams,
         fields: dict,
     ) -> Iterator[dict]:
-        """The API's chunks, routed like ``stream`` (the adapter is loaded now, not at the first chunk)."""
+        """The API's chunks, routed like ``stream`` (the adapter is loaded now, not at
+        the first chunk)."""
         backend, name = self._backend(adapter)
         return backend.complete_stream(messages, adapter=name, params=params, fields=fields)
 
     def _backend(self, adapter: str | None):
-        """The generator serving ``adapter`` and the adapter name to hand it (None: a whole engine or the base)."""
+        """The generator serving ``adapter`` and the adapter name to hand it (None: a whole
+        engine or the base)."""
         name = adapter or "base"
         if name in self.routes:
             return self.routes[name], None

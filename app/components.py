@@ -39,7 +39,8 @@ def build_registry(settings: Settings) -> AdapterRegistry:
 def build_adapter_service(
     settings: Settings, registry: AdapterRegistry | None = None
 ) -> AdapterService:
-    """Adapter loading and routing: LoRA into the vLLM server, other kinds into transformers + peft."""
+    """Adapter loading and routing: LoRA into the vLLM server, other kinds into
+    transformers + peft."""
     from app.adapters import AdapterService
     from app.generation.peft_backend import PeftGenerator
     from app.generation.vllm_client import VLLMGenerator

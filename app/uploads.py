@@ -76,7 +76,8 @@ def check_type(name: str, allowed: list[str]) -> None:
     suffix = Path(display_name(name)).suffix.lower()
     if suffix not in {a.lower() for a in allowed}:
         raise UploadError(
-            f"{name}: file type {suffix or '(none)'} is not accepted; allowed: {', '.join(allowed)}",
+            f"{name}: file type {suffix or '(none)'} is not accepted; "
+            f"allowed: {', '.join(allowed)}",
             415,
         )
 

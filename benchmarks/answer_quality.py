@@ -67,7 +67,9 @@ def _rag_messages(
             {"role": "system", "content": f"{system}\n\n{CANDIDATE_INSTRUCTION}"},
             {
                 "role": "user",
-                "content": f"Sources:\n\n{sources_text}\n\nQuestion: {question}\n\n{CANDIDATE_TASK}",
+                "content": (
+                    f"Sources:\n\n{sources_text}\n\nQuestion: {question}\n\n{CANDIDATE_TASK}"
+                ),
             },
         ]
     if prompt == "question-first":  # the question before and after the sources
@@ -249,7 +251,8 @@ class _Recorder:
 
 
 class _Counting:
-    """Wraps the engine's delta iterator: counts deltas, tells whether the consumer stopped early."""
+    """Wraps the engine's delta iterator: counts deltas, tells whether the
+    consumer stopped early."""
 
     def __init__(self, deltas) -> None:
         self.source, self.deltas, self.exhausted = deltas, 0, False
@@ -334,9 +337,9 @@ def main(run_names: list[str], budget_min: float) -> None:
             results[key] = measure(run, settings, store, embedder)
             s = results[key]["summary"]
             print(
-                f"  {key}: {results[key]['seconds']} s, degeneration {s['degeneration_rate']:.3f}, echo "
-                f"{s['echo_rate']:.3f}, rougeL {s['rougeL']:.3f}, f1 {s['token_f1']:.3f}, guard stops "
-                f"{s['guard_stops']}, at limit {s['at_token_limit']}",
+                f"  {key}: {results[key]['seconds']} s, degeneration {s['degeneration_rate']:.3f}, "
+                f"echo {s['echo_rate']:.3f}, rougeL {s['rougeL']:.3f}, f1 {s['token_f1']:.3f}, "
+                f"guard stops {s['guard_stops']}, at limit {s['at_token_limit']}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -384,10 +387,11 @@ def before_after() -> str:
             return f"{format(s['before'][key], fmt)} → {format(s['after'][key], fmt)}"
 
         lines.append(
-            f"| {suite} | {mode} | {limit} | {s['before']['n']} → {s['after']['n']} "
-            f"| {pair('degeneration_rate', '.1%')} | {pair('echo_rate', '.1%')} | {pair('rougeL', '.3f')} "
-            f"| {pair('token_f1', '.3f')} | {pair('bleu', '.2f')} | {pair('embedding_similarity', '.3f')} "
-            f"| {pair('tokens', '.0f')} | {pair('at_token_limit', 'd')} |"
+            f"| {suite} | {mode} | {limit} | {s['before']['n']} → {s['after']['n']} | "
+            f"{pair('degeneration_rate', '.1%')} | {pair('echo_rate', '.1%')} | "
+            f"{pair('rougeL', '.3f')} | {pair('token_f1', '.3f')} | {pair('bleu', '.2f')} | "
+            f"{pair('embedding_similarity', '.3f')} | {pair('tokens', '.0f')} | "
+            f"{pair('at_token_limit', 'd')} |"
         )
     return "\n".join(lines)
 

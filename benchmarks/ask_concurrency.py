@@ -142,8 +142,9 @@ def ask_concurrency_section(results: dict) -> str:
     for level in sorted(results["runs"], key=int):
         run = results["runs"][level]
         lines.append(
-            f"| {level} | {run['batch_s']} | {run['process_s']} | {run['questions_per_s']} "
-            f"| {run['questions_per_s'] / one:.2f}x | {run['failed']} | {run['mean_answer_chars']} |"
+            f"| {level} | {run['batch_s']} | {run['process_s']} | {run['questions_per_s']} | "
+            f"{run['questions_per_s'] / one:.2f}x | {run['failed']} | "
+            f"{run['mean_answer_chars']} |"
         )
     return "\n".join(lines)
 

@@ -48,7 +48,8 @@ def base_env(data_dir: Path, **settings: str) -> dict[str, str]:
 
 
 def train_sft(env: dict[str, str], config: str, name: str, steps: int, *sets: str) -> dict:
-    """A few steps of a bundled SFT config through the CLI (no forgetting check); the run's manifest."""
+    """A few steps of a bundled SFT config through the CLI (no forgetting check); the
+    run's manifest."""
     print(f"  training {name} ({steps} steps of {config})", file=sys.stderr, flush=True)
     extra = [arg for pair in sets for arg in ("--set", pair)]
     result = subprocess.run(

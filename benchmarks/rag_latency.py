@@ -1,4 +1,5 @@
-"""Where a RAG answer's time goes: query embedding, retrieval, prompt build, first token, full answer.
+"""Where a RAG answer's time goes: query embedding, retrieval, prompt build, first
+token, full answer.
 
 Runs the app's own chat service (the code path of the chat tab and the API) against a
 running engine, on the docs folder ingested into the benchmark data folder, for k = 2, 4

@@ -20,8 +20,9 @@ def retrieval_section(results: dict) -> str:
     lines = [
         (
             f"Machine: {results['machine']['cpus']} CPUs ({results['machine']['processor']}). "
-            f"Labeled set: `{results['dataset']['path']}` ({results['dataset']['questions']} questions). "
-            "Reproduce: `make bench` (or `.venv/bin/python -m benchmarks.retrieval`)."
+            f"Labeled set: `{results['dataset']['path']}` ({results['dataset']['questions']} "
+            "questions). Reproduce: `make bench` (or `.venv/bin/python -m "
+            "benchmarks.retrieval`)."
         ),
         "",
         "| retrieval (torch embedder) | hit@1 | hit@3 | hit@5 | MRR@10 | nDCG@10 |",
@@ -44,14 +45,18 @@ def retrieval_section(results: dict) -> str:
             f"{quality['plain_loop_chunks_per_s']} chunks/s in the same run."
         ),
         "",
-        "| embedding backend | chunks/s | x plain loop | dense hit@5 | hybrid hit@5 | hybrid MRR@10 |",
+        (
+            "| embedding backend | chunks/s | x plain loop | dense hit@5 | hybrid hit@5 | "
+            "hybrid MRR@10 |"
+        ),
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, row in quality["backends"].items():
         r = row["retrievers"]
         lines.append(
-            f"| {name} | {row['chunks_per_s']} | {row['speedup_vs_plain_loop']}x "
-            f"| {r['dense']['hit@5']:.3f} | {r['hybrid']['hit@5']:.3f} | {r['hybrid']['mrr@10']:.3f} |"
+            f"| {name} | {row['chunks_per_s']} | {row['speedup_vs_plain_loop']}x | "
+            f"{r['dense']['hit@5']:.3f} | {r['hybrid']['hit@5']:.3f} | "
+            f"{r['hybrid']['mrr@10']:.3f} |"
         )
     re_ = results["reingest"]
     lines += [

@@ -203,7 +203,8 @@ def rlhf_section(results: dict) -> str:
         "",
         (
             f'**Sentiment steering** (reward: log-odds of "positive" from `sst2-features`; '
-            f"{same['base']['samples']} held-out SST-2 dev openings, one seeded sample each, 24 new tokens):"
+            f"{same['base']['samples']} held-out SST-2 dev openings, one seeded sample each, "
+            "24 new tokens):"
         ),
         "",
         "| policy | mean reward | KL from base (nats/sample) |",
@@ -215,16 +216,17 @@ def rlhf_section(results: dict) -> str:
     lines += [
         "",
         (
-            f"PPO ({p['steps']} steps of 16 rollouts): held-out mean reward {p['heldout_mean_reward_before']:.3f} "
-            f"before, {p['heldout_mean_reward_after']:.3f} after, KL {p['heldout_kl_from_base']:.3f}; "
-            f"{p['seconds_per_step']} s/step, peak memory {p['peak_memory_mb']:.0f} MB. "
-            f"DPO: {s['dpo']['train_pairs']} sampled pairs, {s['dpo']['steps']} steps, "
-            f"{s['dpo']['seconds_per_step']} s/step, peak {s['dpo']['peak_memory_mb']:.0f} MB."
+            f"PPO ({p['steps']} steps of 16 rollouts): held-out mean reward "
+            f"{p['heldout_mean_reward_before']:.3f} before, {p['heldout_mean_reward_after']:.3f} "
+            f"after, KL {p['heldout_kl_from_base']:.3f}; {p['seconds_per_step']} s/step, peak "
+            f"memory {p['peak_memory_mb']:.0f} MB. DPO: {s['dpo']['train_pairs']} sampled pairs, "
+            f"{s['dpo']['steps']} steps, {s['dpo']['seconds_per_step']} s/step, peak "
+            f"{s['dpo']['peak_memory_mb']:.0f} MB."
         ),
         "",
         (
-            "![PPO curves](../.ragtune/adapters/sst2-ppo/ppo.png) (written next to the adapter; the per-step log "
-            "is `.ragtune/runs/sst2-ppo/log.jsonl`)"
+            "![PPO curves](../.ragtune/adapters/sst2-ppo/ppo.png) (written next to the adapter; "
+            "the per-step log is `.ragtune/runs/sst2-ppo/log.jsonl`)"
         ),
         "",
         "| PPO step | mean reward | KL | loss |",
@@ -240,8 +242,14 @@ def rlhf_section(results: dict) -> str:
         "",
         "| measure | value |",
         "| --- | --- |",
-        f"| reward model held-out pairwise accuracy | {r['heldout_pairwise_accuracy']:.3f} ({r['heldout_pairs']} pairs) |",
-        f"| reward model training pairwise accuracy | {r['train_pairwise_accuracy']:.3f} ({r['train_pairs']} pairs) |",
+        (
+            f"| reward model held-out pairwise accuracy | {r['heldout_pairwise_accuracy']:.3f} "
+            f"({r['heldout_pairs']} pairs) |"
+        ),
+        (
+            f"| reward model training pairwise accuracy | {r['train_pairwise_accuracy']:.3f} "
+            f"({r['train_pairs']} pairs) |"
+        ),
         (
             f"| DPO win rate over base, judged by the reward model | {d['win_rate_vs_base']:.3f} "
             f"({d['judged_prompts']} held-out prompts, greedy answers) |"

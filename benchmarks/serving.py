@@ -117,7 +117,8 @@ def interleaved(
 
 
 def profile_adapter_engine(url: str, seconds: int = 15) -> dict:
-    """Where the LoRA engine's model steps spend their time on adapter traffic (py-spy, all processes).
+    """Where the LoRA engine's model steps spend their time on adapter traffic (py-spy,
+    all processes).
 
     Only samples inside ``execute_model`` count (the rest is idle polling); the share of
     those inside vLLM's LoRA code, and the functions with the most own time, are returned.
@@ -303,30 +304,44 @@ def serving_section(results: dict) -> str:
     )
     lines = [
         (
-            f"Machine: {results['machine']['cpus']} CPUs ({results['machine']['processor']}); model {results['model']} "
-            f"float32; {results['new_tokens']} output tokens per request (`ignore_eos`). Reproduce: `make bench` "
-            f"(or `.venv/bin/python -m benchmarks.serving`, {results['total_minutes']} min in this run)."
+            f"Machine: {results['machine']['cpus']} CPUs ({results['machine']['processor']}); "
+            f"model {results['model']} float32; {results['new_tokens']} output tokens per request "
+            "(`ignore_eos`). Reproduce: `make bench` (or `.venv/bin/python -m "
+            f"benchmarks.serving`, {results['total_minutes']} min in this run)."
         ),
         "",
         "![throughput and latency](../benchmarks/results/serving.png)",
         "",
-        "| concurrent requests | output tokens/s | x transformers batch 1 | latency p50 / p95 s | first token p50 / p95 s |",
+        (
+            "| concurrent requests | output tokens/s | x transformers batch 1 | latency p50 / p95 "
+            "s | first token p50 / p95 s |"
+        ),
         "| --- | --- | --- | --- | --- |",
-        f"| transformers `generate()`, 1 at a time | {base} | 1.00x | {results['transformers']['latency_p50_s']} | - |",
+        (
+            f"| transformers `generate()`, 1 at a time | {base} | 1.00x | "
+            f"{results['transformers']['latency_p50_s']} | - |"
+        ),
     ]
     for c, row in sweep.items():
         lines.append(
-            f"| {c} through ragtune's API | {row['tokens_per_s']} | {row['tokens_per_s'] / base:.2f}x "
-            f"| {row['latency_p50_s']} / {row['latency_p95_s']} | {row['ttft_p50_s']} / {row['ttft_p95_s']} |"
+            f"| {c} through ragtune's API | {row['tokens_per_s']} | "
+            f"{row['tokens_per_s'] / base:.2f}x | {row['latency_p50_s']} / {row['latency_p95_s']} "
+            f"| {row['ttft_p50_s']} / {row['ttft_p95_s']} |"
         )
     batch1 = sweep[1]["tokens_per_s"] / bw["ceiling_tokens_per_s"]
     overhead = results["api_overhead"]
     best_adapter = max(options[k]["32"]["x_lora_free"] for k in options if "adapter" in k)
     lines += [
         "",
-        "| option (vs the LoRA-free engine, same concurrency) | 8 concurrent: tokens/s (x) | 32 concurrent: tokens/s (x) |",
+        (
+            "| option (vs the LoRA-free engine, same concurrency) | 8 concurrent: tokens/s (x) | "
+            "32 concurrent: tokens/s (x) |"
+        ),
         "| --- | --- | --- |",
-        f"| LoRA-free engine, base requests | {results['lora_free']['8']} (1.00x) | {results['lora_free']['32']} (1.00x) |",
+        (
+            f"| LoRA-free engine, base requests | {results['lora_free']['8']} (1.00x) | "
+            f"{results['lora_free']['32']} (1.00x) |"
+        ),
     ]
     for name, row in options.items():
         lines.append(
@@ -339,28 +354,36 @@ def serving_section(results: dict) -> str:
         "| goal | target | measured | |",
         "| --- | --- | --- | --- |",
         (
-            f"| API throughput at 32 concurrent vs transformers batch 1 | >= 10x | {sweep[32]['tokens_per_s'] / base:.1f}x "
+            "| API throughput at 32 concurrent vs transformers batch 1 | >= 10x "
+            f"| {sweep[32]['tokens_per_s'] / base:.1f}x "
             f"| {met(sweep[32]['tokens_per_s'] / base >= 10)} |"
         ),
-        f"| adapter requests vs LoRA-free base (best option, 32 concurrent) | >= 0.8x | {best_adapter:.2f}x | {met(best_adapter >= 0.8)} |",
         (
-            f"| base requests on the adapter-capable deployment (base routed to the LoRA-free engine) | >= 0.9x "
-            f"| {options['base routed to the LoRA-free engine']['32']['x_lora_free']:.2f}x (same engine; base on the "
-            f"LoRA engine itself: {options['lora engine, base requests']['32']['x_lora_free']:.2f}x) | met |"
+            "| adapter requests vs LoRA-free base (best option, 32 concurrent) | >= 0.8x "
+            f"| {best_adapter:.2f}x | {met(best_adapter >= 0.8)} |"
         ),
         (
-            f"| batch-1 decode vs the bandwidth ceiling ({bw['read_gb_per_s']} GB/s / {bw['model_mb']} MB = "
-            f"{bw['ceiling_tokens_per_s']} tokens/s) | >= 60% | {batch1:.0%} | {met(batch1 >= 0.6)} |"
+            "| base requests on the adapter-capable deployment (base routed to the LoRA-free "
+            "engine) | >= 0.9x | "
+            f"{options['base routed to the LoRA-free engine']['32']['x_lora_free']:.2f}x (same "
+            "engine; base on the LoRA engine itself: "
+            f"{options['lora engine, base requests']['32']['x_lora_free']:.2f}x) | met |"
         ),
         (
-            f"| API over vLLM direct (32 concurrent, interleaved) | >= 0.95x | {overhead['api_over_direct']:.3f}x "
-            f"| {met(overhead['api_over_direct'] >= 0.95)} |"
+            f"| batch-1 decode vs the bandwidth ceiling ({bw['read_gb_per_s']} GB/s / "
+            f"{bw['model_mb']} MB = {bw['ceiling_tokens_per_s']} tokens/s) | >= 60% "
+            f"| {batch1:.0%} | {met(batch1 >= 0.6)} |"
+        ),
+        (
+            "| API over vLLM direct (32 concurrent, interleaved) | >= 0.95x "
+            f"| {overhead['api_over_direct']:.3f}x | {met(overhead['api_over_direct'] >= 0.95)} |"
         ),
         "",
         (
-            f"Where the adapter engine's model steps spend their time on adapter traffic (py-spy over all engine "
-            f"processes, samples inside `execute_model`): {profile.get('lora_code_share', 0):.0%} inside vLLM's LoRA "
-            f"code (`vllm/lora/`). Functions with the most own time:"
+            "Where the adapter engine's model steps spend their time on adapter traffic (py-spy "
+            "over all engine processes, samples inside `execute_model`): "
+            f"{profile.get('lora_code_share', 0):.0%} inside vLLM's LoRA code (`vllm/lora/`). "
+            "Functions with the most own time:"
         ),
         "",
         "| function | share of model-step samples |",
@@ -371,7 +394,10 @@ def serving_section(results: dict) -> str:
         "",
         "RAG latency breakdown (p50 / p95 ms; the answer is 64 tokens):",
         "",
-        "| k | query embedding | retrieval (incl. embedding) | prompt build | first token | full answer |",
+        (
+            "| k | query embedding | retrieval (incl. embedding) | prompt build | first token "
+            "| full answer |"
+        ),
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for k, row in results["rag_breakdown"].items():

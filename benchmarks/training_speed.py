@@ -66,8 +66,9 @@ def training_section(results: dict) -> str:
     """Markdown for docs/performance.md from benchmarks/results/training.json."""
     lines = [
         (
-            f"{results['steps']} steps at batch size {results['batch_size']} per method on the bundled instruction set; "
-            f"{results['machine']['cpus']} CPUs. Reproduce: `.venv/bin/python -m benchmarks.training_speed`."
+            f"{results['steps']} steps at batch size {results['batch_size']} per method on the "
+            f"bundled instruction set; {results['machine']['cpus']} CPUs. Reproduce: "
+            "`.venv/bin/python -m benchmarks.training_speed`."
         ),
         "",
         "| method | s/step | x full fine-tuning | peak memory MB | trainable parameters |",
@@ -75,8 +76,9 @@ def training_section(results: dict) -> str:
     ]
     for method, row in results["methods"].items():
         lines.append(
-            f"| {method} | {row['seconds_per_step']} | {row['x_full_step_time']:.2f}x | {row['peak_memory_mb']} "
-            f"| {row['trainable_parameters']:,} ({row['trainable_share']:.3%}) |"
+            f"| {method} | {row['seconds_per_step']} | {row['x_full_step_time']:.2f}x | "
+            f"{row['peak_memory_mb']} | {row['trainable_parameters']:,} "
+            f"({row['trainable_share']:.3%}) |"
         )
     return "\n".join(lines)
 

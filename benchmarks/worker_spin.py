@@ -1,4 +1,5 @@
-"""Worker spin benchmark: vLLM's 1 s idle spin against ragtune's bound (``generator.worker_spin_s``).
+"""Worker spin benchmark: vLLM's 1 s idle spin against ragtune's bound
+(``generator.worker_spin_s``).
 
 After each model step, vLLM's worker polls for the next one for ``worker_spin_s`` seconds
 (vLLM's own value is 1 s; ragtune starts the engine with 0.1 s, see
@@ -127,20 +128,22 @@ def worker_spin_section(results: dict) -> str:
         (
             f"LoRA-free engines on {results['model']}, {rounds} interleaved round(s) per setting; "
             f"{results['machine']['cpus']} CPUs. Query embedding alone (no engine busy): "
-            f"{results['embed_ms_alone']} ms. Reproduce: `.venv/bin/python -m benchmarks.worker_spin --rounds {rounds}`."
+            f"{results['embed_ms_alone']} ms. Reproduce: `.venv/bin/python -m "
+            f"benchmarks.worker_spin --rounds {rounds}`."
         ),
         "",
         (
-            "| worker spin | tok/s at 1 | tok/s at 32 | x vLLM default at 32 | query embedding 0.2 s after an answer, ms "
-            "| short request after a 0-0.3 s pause: median / slowest s |"
+            "| worker spin | tok/s at 1 | tok/s at 32 | x vLLM default at 32 | query embedding 0.2 "
+            "s after an answer, ms | short request after a 0-0.3 s pause: median / slowest s |"
         ),
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, row in results["rows"].items():
         lines.append(
-            f"| {name} | {row['tokens_per_s_1']} | {row['tokens_per_s_32']} "
-            f"| {row['tokens_per_s_32'] / baseline['tokens_per_s_32']:.2f}x | {row['embed_ms_after_answer']} "
-            f"| {row['median_short_request_s']} / {row['slowest_short_request_s']} |"
+            f"| {name} | {row['tokens_per_s_1']} | {row['tokens_per_s_32']} | "
+            f"{row['tokens_per_s_32'] / baseline['tokens_per_s_32']:.2f}x | "
+            f"{row['embed_ms_after_answer']} | {row['median_short_request_s']} / "
+            f"{row['slowest_short_request_s']} |"
         )
     return "\n".join(lines)
 

@@ -1,4 +1,5 @@
-"""Write a comparison's results: JSONL, summary JSON, Markdown and self-contained HTML, PNG plots."""
+"""Write a comparison's results: JSONL, summary JSON, Markdown and self-contained
+HTML, PNG plots."""
 
 from __future__ import annotations
 
@@ -131,7 +132,8 @@ def _markdown(title: str, summary: dict, metrics: tuple[str, ...], labels: dict[
             for metric, cell in per_metric.items():
                 if metric in metrics and metric != "latency_s":
                     lines.append(
-                        f"| {pair} | {metric} | {cell['diff']:+.3f} | {cell['p']:.3f} | {cell['n']} |"
+                        f"| {pair} | {metric} | {cell['diff']:+.3f} | {cell['p']:.3f} "
+                        f"| {cell['n']} |"
                     )
     return "\n".join(lines) + "\n"
 
@@ -158,14 +160,16 @@ def write_report(
     text = _markdown(title, summary, metrics, labels)
     paths["markdown"].write_text(text + "".join(f"\n![{p.stem}]({p.name})\n" for p in plots))
     images = "".join(
-        f'<p><img alt="{p.stem}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}"></p>'
+        f'<p><img alt="{p.stem}" '
+        f'src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}"></p>'
         for p in plots
     )
     body = markdown_lib.markdown(text, extensions=["tables"])
     paths["html"].write_text(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        "<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:.25em .6em}img{max-width:100%}</style></head>"
+        "<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25em .6em}"
+        "img{max-width:100%}</style></head>"
         f"<body>{body}{images}</body></html>"
     )
     for plot in plots:

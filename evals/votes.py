@@ -62,8 +62,8 @@ class VoteStore:
         """Store a finished comparison; return its id."""
         with closing(self._connect()) as db, db:
             cursor = db.execute(
-                "INSERT INTO comparisons (created, question, variant_a, variant_b, answer_a, answer_b, "
-                "failed, blind) VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO comparisons (created, question, variant_a, variant_b, answer_a, "
+                "answer_b, failed, blind) VALUES (?,?,?,?,?,?,?,?)",
                 (
                     time.time(),
                     question,
@@ -103,8 +103,8 @@ class VoteStore:
         """Every voted comparison with its outcome."""
         with closing(self._connect()) as db:
             return db.execute(
-                "SELECT c.*, v.outcome, v.comment FROM votes v JOIN comparisons c ON c.id = v.comparison_id "
-                "ORDER BY v.id"
+                "SELECT c.*, v.outcome, v.comment FROM votes v JOIN comparisons c ON c.id = "
+                "v.comparison_id ORDER BY v.id"
             ).fetchall()
 
     def leaderboard(self, resamples: int = 200, seed: int = 0) -> list[dict]:

@@ -58,8 +58,9 @@ class IndexingSettings(BaseModel):
     bm25_language: str = Field(
         "english",
         description="Stemmer and stop words of BM25: a Snowball language of PyStemmer (english, "
-        "german, french, ...) or 'none' (words kept as written). Chinese, Japanese, Korean and Thai "
-        "are matched by character bigrams whatever the value. A change rebuilds the BM25 index.",
+        "german, french, ...) or 'none' (words kept as written). Chinese, Japanese, Korean and "
+        "Thai are matched by character bigrams whatever the value. A change rebuilds "
+        "the BM25 index.",
     )
     max_file_mb: float = Field(20.0, gt=0, description="Files larger than this are refused.")
     extensions: list[str] = Field(

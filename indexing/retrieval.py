@@ -194,7 +194,8 @@ class BM25Retriever(_Base):
     """BM25 over the collection's chunks (tokenised by ``indexing.bm25_tokens``)."""
 
     def retrieve(self, query, collection, k, flt=None) -> list[RetrievedChunk]:
-        """Top ``k`` chunks (different texts) by BM25 score; chunks sharing no term are not returned."""
+        """Top ``k`` chunks (different texts) by BM25 score; chunks sharing no term
+        are not returned."""
         return self._bm25(self._open(query, collection, flt), k)
 
 

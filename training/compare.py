@@ -63,7 +63,10 @@ def run_comparison(
 def markdown_table(rows: list[dict], majority: float | None = None) -> str:
     """The comparison as a Markdown table."""
     lines = [
-        "| approach | test accuracy | macro-F1 | trainable params | share | train time | peak memory | artefact |",
+        (
+            "| approach | test accuracy | macro-F1 | trainable params | share | train time | peak "
+            "memory | artefact |"
+        ),
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     if majority is not None:

@@ -78,7 +78,8 @@ class LoraOptions:
     )
 
     def lora_config(self, task_type: str) -> LoraConfig:
-        """These settings as a peft ``LoraConfig`` for ``task_type`` (e.g. "CAUSAL_LM", "SEQ_CLS")."""
+        """These settings as a peft ``LoraConfig`` for ``task_type`` (e.g.
+        "CAUSAL_LM", "SEQ_CLS")."""
         from peft import LoraConfig
 
         return LoraConfig(
@@ -175,7 +176,8 @@ class PreferenceArgs(LoraOptions, TrainArgs):
 
 @dataclass
 class RewardArgs(PreferenceArgs):
-    """A reward model: the base model with a scalar head, LoRA-tuned on preferences (trl RewardTrainer)."""
+    """A reward model: the base model with a scalar head, LoRA-tuned on preferences
+    (trl RewardTrainer)."""
 
     center_rewards: float = arg(
         0.01, "Weight pulling mean rewards towards 0 (0: off).", low=0.0, high=1.0
@@ -184,7 +186,8 @@ class RewardArgs(PreferenceArgs):
 
 @dataclass
 class DPOArgs(PreferenceArgs):
-    """Direct preference optimisation with a LoRA policy (trl DPOTrainer); the frozen base is the reference."""
+    """Direct preference optimisation with a LoRA policy (trl DPOTrainer); the frozen base
+    is the reference."""
 
     beta: float = arg(
         0.1, "Strength of the implicit KL penalty to the base model.", low=0.001, high=10.0
@@ -269,7 +272,8 @@ def load_args(cls: type[TrainArgs], config: Path | None, overrides: dict[str, An
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError(
-            f"unknown field(s) {', '.join(unknown)} for {cls.__name__}; known: {', '.join(sorted(names))}"
+            f"unknown field(s) {', '.join(unknown)} for {cls.__name__}; known: "
+            f"{', '.join(sorted(names))}"
         )
     try:
         args = cls(**values)

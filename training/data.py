@@ -51,7 +51,8 @@ def read_jsonl(path: Path, error: type[Exception] | None = None) -> Iterator[tup
 
 
 def load_instructions(path: Path) -> list[Messages]:
-    """Chat conversations from ``{"messages": [...]}`` or ``{"instruction", "input", "output"}`` lines."""
+    """Chat conversations from ``{"messages": [...]}`` or
+    ``{"instruction", "input", "output"}`` lines."""
     conversations = []
     for number, record in read_jsonl(path):
         where = f"{path}, line {number}"
@@ -77,7 +78,8 @@ def load_instructions(path: Path) -> list[Messages]:
             ]
         else:
             raise DatasetError(
-                f"{where}: expected 'messages', or 'instruction' and 'output' (found: {', '.join(record)})"
+                f"{where}: expected 'messages', or 'instruction' and 'output' (found: "
+                f"{', '.join(record)})"
             )
         conversations.append(messages)
     if not conversations:

@@ -30,7 +30,8 @@ class PreferencePair:
 
 
 def _response_text(value: Any) -> str | None:
-    """A response as text: a string, or trl's conversational form ``[{"role": "assistant", ...}]``."""
+    """A response as text: a string, or trl's conversational form
+    ``[{"role": "assistant", ...}]``."""
     if isinstance(value, str):
         return value
     if isinstance(value, list) and value and all(isinstance(m, dict) for m in value):
@@ -94,7 +95,8 @@ def load_preferences(
             f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
         )
         raise DatasetError(
-            f"{len(problems)} bad preference pair(s) (set skip_invalid=true to skip them):\n  {shown}"
+            f"{len(problems)} bad preference pair(s) (set skip_invalid=true to skip "
+            f"them):\n  {shown}"
         )
     if not pairs:
         raise DatasetError(f"{path}: no usable preference pairs")
@@ -119,7 +121,8 @@ class RenderedPairs:
 
 
 def render_pairs(pairs: list[PreferencePair], tokenizer, max_length: int) -> RenderedPairs:
-    """Render prompts; cut the start of prompts that do not fit ``max_length`` with the longer answer.
+    """Render prompts; cut the start of prompts that do not fit ``max_length`` with
+    the longer answer.
 
     The start goes because the question sits at the end of a RAG prompt. Responses are
     cut at the end only when a response alone is too long. Each cut is counted and
@@ -145,7 +148,8 @@ def render_pairs(pairs: list[PreferencePair], tokenizer, max_length: int) -> Ren
         rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
     if truncated:
         log.warning(
-            "%d of %d prompts were longer than max_length=%d with their answers; their start was cut",
+            "%d of %d prompts were longer than max_length=%d with their answers; "
+            "their start was cut",
             truncated,
             len(pairs),
             max_length,

@@ -267,9 +267,9 @@ def read_pairs(path: Path) -> tuple[list[QAPair], list[str]]:
     """Pairs from a JSONL or CSV file (``question``, ``answer``, optional ``source``).
 
     ``reference`` is accepted for ``answer`` and a QA suite line's ``relevant`` files
-    (the first) for ``source``; ``chunk_id`` and ``chunk`` are read when present. Each bad line is skipped with one problem message naming the file and line;
-    raises ``DatasetError`` when the file is missing, of another type, or a CSV without a
-    ``question`` and ``answer`` header.
+    (the first) for ``source``; ``chunk_id`` and ``chunk`` are read when present. Each bad line is
+    skipped with one problem message naming the file and line; raises ``DatasetError`` when the file
+    is missing, of another type, or a CSV without a ``question`` and ``answer`` header.
     """
     if not path.is_file():
         raise DatasetError(f"{path}: no such file")

@@ -72,8 +72,8 @@ class QAFilterSettings(BaseModel):
         0.6,
         ge=0,
         le=1,
-        description="Share of the answer's content words (stemmed, no stop words) that must occur in "
-        "its chunk.",
+        description="Share of the answer's content words (stemmed, no stop words) that must "
+        "occur in its chunk.",
     )
     min_similarity: float = Field(
         0.3,
@@ -86,8 +86,9 @@ class QAFilterSettings(BaseModel):
         90,
         ge=0,
         le=100,
-        description="Questions this similar (rapidfuzz token_sort_ratio, 0-100) are near-duplicates: "
-        "only the first is kept, and a dataset's splits keep such questions together.",
+        description="Questions this similar (rapidfuzz token_sort_ratio, 0-100) are "
+        "near-duplicates: only the first is kept, and a dataset's splits keep such "
+        "questions together.",
     )
 
 

@@ -131,8 +131,8 @@ def load_reward(
     if manifest.kind == "reward":
         if policy_base is not None and Path(manifest.base_model) != Path(policy_base):
             raise RegistryError(
-                f"reward adapter {name!r} was trained on base model {manifest.base_model}, but the policy's "
-                f"base model is {policy_base}; train a reward model on the policy's base"
+                f"reward adapter {name!r} was trained on base model {manifest.base_model}, but the "
+                f"policy's base model is {policy_base}; train a reward model on the policy's base"
             )
         import torch
         from peft import PeftModel
@@ -141,7 +141,8 @@ def load_reward(
 
         tokenizer = load_tokenizer(str(folder))
         verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # the head is "newly initialized" only until the adapter loads it
+        # the head is "newly initialized" only until the adapter loads it
+        hf_logging.set_verbosity_error()
         try:
             base = AutoModelForSequenceClassification.from_pretrained(
                 manifest.base_model,
@@ -158,7 +159,8 @@ def load_reward(
     if manifest.kind == "classifier":
         return _classifier_scorer(manifest, folder, label)
     raise RegistryError(
-        f"adapter {name!r} is a {manifest.kind} adapter; a reward must be kind 'reward' or 'classifier'"
+        f"adapter {name!r} is a {manifest.kind} adapter; a reward must be kind 'reward' "
+        "or 'classifier'"
     )
 
 
@@ -230,7 +232,8 @@ def _classifier_scorer(manifest: Manifest, folder: Path, label: str) -> Scorer:
     labels = {str(x) for x in _labels(folder)}
     if str(label) not in labels:
         raise RegistryError(
-            f"classifier {manifest.name!r} has labels {sorted(labels)}; reward_label {label!r} is not one"
+            f"classifier {manifest.name!r} has labels {sorted(labels)}; reward_label "
+            f"{label!r} is not one"
         )
 
     def score(texts: list[str]) -> list[float]:

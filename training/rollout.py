@@ -18,7 +18,8 @@ from training.reward import Scorer
 def load_prompts(
     path: Path, column: str = "", words: int = 0, min_words: int = 0, rows: int = 0, seed: int = 42
 ) -> list[str]:
-    """Prompts from JSONL (``prompt``/``text``/``sentence`` or ``column``) or a TSV/CSV with a header.
+    """Prompts from JSONL (``prompt``/``text``/``sentence`` or ``column``) or a
+    TSV/CSV with a header.
 
     ``words`` keeps only each prompt's first words (review openings for the sentiment
     task); ``rows`` samples that many, seeded.

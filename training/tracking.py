@@ -79,7 +79,8 @@ def plot_curves(
 
 
 def train_measured(trainer, **train_kwargs) -> tuple[dict[str, Any], tuple[int, int]]:
-    """``trainer.train()`` with the numbers every manifest records, and (trainable, total) parameters."""
+    """``trainer.train()`` with the numbers every manifest records, and (trainable,
+    total) parameters."""
     parameters = count_parameters(trainer.model)
     before = snapshot_trainable(trainer.model)
     started = time.monotonic()

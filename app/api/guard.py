@@ -34,7 +34,8 @@ class Overloaded(Unavailable):
 
 
 def check_binding(ui: UISettings, api: APISettings) -> None:
-    """Refuse to serve beyond loopback without API keys and UI logins (anyone on the network could use it)."""
+    """Refuse to serve beyond loopback without API keys and UI logins (anyone on the
+    network could use it)."""
     from app.settings import SettingsError
 
     if ui.host in LOOPBACK:

@@ -31,7 +31,8 @@ def build_resource_router(
         collection: Annotated[str | None, Form()] = None,
         tags: Annotated[list[str] | None, Form()] = None,
     ) -> dict:
-        """Upload files into a collection (created if needed); the same report as `ragtune ingest`."""
+        """Upload files into a collection (created if needed); the same report
+        as `ragtune ingest`."""
         name = collection or settings.indexing.default_collection
         paths = []
         for upload in files:

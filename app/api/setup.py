@@ -31,7 +31,8 @@ def _field_errors(exc: RequestValidationError) -> str:
         if error.get("type") == "json_invalid":
             position = error.get("loc", ("body", "?"))[-1]
             parts.append(
-                f"body: malformed JSON at position {position} ({error.get('ctx', {}).get('error', 'invalid')})"
+                f"body: malformed JSON at position {position} "
+                f"({error.get('ctx', {}).get('error', 'invalid')})"
             )
             continue
         where = ".".join(str(p) for p in error.get("loc", ()))

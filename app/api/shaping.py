@@ -68,7 +68,8 @@ def shape(obj: dict, model: str, sources: list[dict] | None = None) -> dict:
 
 
 def assemble(chunks: list[dict]) -> dict:
-    """The ``chat.completion`` the chunks of one streamed answer add up to (openai's own accumulator)."""
+    """The ``chat.completion`` the chunks of one streamed answer add up to (openai's
+    own accumulator)."""
     if not chunks:
         raise GeneratorError("the engine answered with no chunk at all")
     state = ChatCompletionStreamState()

@@ -32,7 +32,8 @@ def list_adapters(as_json: JsonFlag = False) -> None:
         return
     if not rows:
         typer.echo(
-            "no adapters yet; train one with `ragtune train sft --config configs/train/sft_lora.yaml`"
+            "no adapters yet; train one with `ragtune train sft --config "
+            "configs/train/sft_lora.yaml`"
         )
         return
     typer.echo(f"{'name':<24} {'kind':<10} {'method':<9} {'size':>10}  {'created':<25} base")
@@ -67,7 +68,8 @@ def show(
         typer.echo(f"  {'metric':<16} {'base':>9} {'tuned':>9} {'tuned-base':>11}")
         for metric, base in forgetting["base"].items():
             typer.echo(
-                f"  {metric:<16} {base:>9} {forgetting['tuned'][metric]:>9} {forgetting['delta'][metric]:>+11}"
+                f"  {metric:<16} {base:>9} {forgetting['tuned'][metric]:>9} "
+                f"{forgetting['delta'][metric]:>+11}"
             )
 
 

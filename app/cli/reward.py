@@ -31,7 +31,8 @@ def score(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Score every answer in FILE; for chosen/rejected pairs also report how often the order agrees."""
+    """Score every answer in FILE; for chosen/rejected pairs also report how often
+    the order agrees."""
     from app.components import build_registry
     from training.reward import score_file
 

@@ -102,7 +102,8 @@ LENGTH_FIELDS = ("max_completion_tokens", "max_tokens")
 
 
 def requested_length(fields: dict) -> tuple[str, int] | None:
-    """The completion-length field the client set and its value (``max_completion_tokens`` first)."""
+    """The completion-length field the client set and its value
+    (``max_completion_tokens`` first)."""
     for name in LENGTH_FIELDS:
         if fields.get(name) is not None:
             return name, int(fields[name])
@@ -125,7 +126,8 @@ def check_context(prompt_tokens: int, limit: int, fields: dict) -> None:
     if asked and prompt_tokens + asked[1] > limit:
         name, value = asked
         raise GeneratorRefused(
-            f"{name}: {prompt_tokens} prompt tokens + {name}={value} = {prompt_tokens + value} tokens, over "
-            f"the model's context of {limit} tokens; ask for at most {max(limit - prompt_tokens, 0)}",
+            f"{name}: {prompt_tokens} prompt tokens + {name}={value} = {prompt_tokens + value} "
+            f"tokens, over the model's context of {limit} tokens; ask for at most "
+            f"{max(limit - prompt_tokens, 0)}",
             name,
         )

@@ -212,14 +212,16 @@ class EngineSupervisor:
                 self.restarts.popleft()
             if len(self.restarts) >= self.max_restarts:
                 self.report(
-                    f"the vLLM server exited (code {process.returncode}) {len(self.restarts) + 1} times "
-                    f"in {self.window_s / 60:.0f} min; not restarting it again. Log: {self.engine.log_path}"
+                    f"the vLLM server exited (code {process.returncode}) {len(self.restarts) + 1} "
+                    f"times in {self.window_s / 60:.0f} min; not restarting it again. Log: "
+                    f"{self.engine.log_path}"
                 )
                 return
             self.restarts.append(now)
             self.report(
-                f"the vLLM server exited (code {process.returncode}); restarting it "
-                f"(restart {len(self.restarts)} of at most {self.max_restarts} in {self.window_s / 60:.0f} min)"
+                f"the vLLM server exited (code {process.returncode}); restarting it (restart "
+                f"{len(self.restarts)} of at most {self.max_restarts} in "
+                f"{self.window_s / 60:.0f} min)"
             )
             self.engine.start()
             try:

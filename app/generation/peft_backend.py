@@ -71,7 +71,8 @@ class PeftGenerator:
         params: GenerationParams,
         fields: dict,
     ) -> Iterator[dict]:
-        """OpenAI ``chat.completion.chunk`` dicts; fields transformers cannot honour raise ``GeneratorRefused``."""
+        """OpenAI ``chat.completion.chunk`` dicts; fields transformers cannot honour
+        raise ``GeneratorRefused``."""
         _refuse_unhonoured(adapter, fields)
         done: dict = {}
         deltas = self._generate(messages, adapter, params, fields, done)
@@ -88,7 +89,8 @@ class PeftGenerator:
         fields: dict,
         done: dict,
     ) -> Iterator[str]:
-        """Text deltas; ``done`` gets ``prompt_tokens``, ``completion_tokens`` and ``finish_reason``.
+        """Text deltas; ``done`` gets ``prompt_tokens``, ``completion_tokens``
+        and ``finish_reason``.
 
         ``fields`` (the API client's) override ``params``; with a requested length the
         prompt plus it must fit the model's positions (``GeneratorRefused`` otherwise).
@@ -189,7 +191,8 @@ NEUTRAL = {"n": 1, "logprobs": False, "top_logprobs": 0, "tool_choice": "none"}
 
 
 def _refuse_unhonoured(adapter: str | None, fields: dict) -> None:
-    """``GeneratorRefused`` naming every field transformers+peft cannot honour (n > 1, logprobs, tools...)."""
+    """``GeneratorRefused`` naming every field transformers+peft cannot honour (n > 1,
+    logprobs, tools...)."""
     names = [
         name
         for name, value in fields.items()
@@ -202,8 +205,9 @@ def _refuse_unhonoured(adapter: str | None, fields: dict) -> None:
     ]
     if names:
         raise GeneratorRefused(
-            f"{', '.join(names)}: adapter {adapter!r} is served by transformers+peft, which cannot honour "
-            f"{'it' if len(names) == 1 else 'them'}; it honours {', '.join(sorted(HONOURED))}",
+            f"{', '.join(names)}: adapter {adapter!r} is served by transformers+peft, which cannot "
+            f"honour {'it' if len(names) == 1 else 'them'}; it honours "
+            f"{', '.join(sorted(HONOURED))}",
             names[0],
         )
 

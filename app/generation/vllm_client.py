@@ -41,12 +41,14 @@ def local_url(settings: GeneratorSettings) -> str:
 
 
 class VLLMGenerator:
-    """Chat completions from a vLLM server, and its engine routes; adapters are addressed by name."""
+    """Chat completions from a vLLM server, and its engine routes; adapters are
+    addressed by name."""
 
     def __init__(
         self, base_url: str, served_name: str, timeout_s: float = 300, api_key: str | None = None
     ) -> None:
-        """``api_key`` is sent as the bearer token of OpenAI API calls (an endpoint that needs one)."""
+        """``api_key`` is sent as the bearer token of OpenAI API calls (an endpoint
+        that needs one)."""
         self.base_url = base_url.rstrip("/")  # the OpenAI base: chat completions, models
         self.root = self.base_url.removesuffix("/v1")  # the server: health, tokenize, LoRA
         self.served_name = served_name
@@ -85,7 +87,8 @@ class VLLMGenerator:
         params: GenerationParams,
         fields: dict,
     ) -> Iterator[dict]:
-        """The engine's ``chat.completion.chunk`` dicts; closing the iterator aborts the request in vLLM."""
+        """The engine's ``chat.completion.chunk`` dicts; closing the iterator aborts the
+        request in vLLM."""
         with self._errors(adapter, fields):
             self._check_context(messages, fields)
             response = self.client.chat.completions.create(
@@ -100,7 +103,8 @@ class VLLMGenerator:
     def _request(
         self, messages: list[Message], adapter: str | None, params: GenerationParams, fields: dict
     ) -> dict:
-        """Keyword arguments of ``chat.completions.create``: defaults, then the client's fields over them."""
+        """Keyword arguments of ``chat.completions.create``: defaults, then the client's
+        fields over them."""
         body = {
             "temperature": params.temperature,
             **({"seed": params.seed} if params.seed is not None else {}),
@@ -112,7 +116,8 @@ class VLLMGenerator:
         return {"model": adapter or self.served_name, "messages": messages, "extra_body": body}
 
     def _check_context(self, messages: list[Message], fields: dict) -> None:
-        """Refuse prompt + requested ``max_tokens`` over the context (vLLM would shorten the answer silently).
+        """Refuse prompt + requested ``max_tokens`` over the context (vLLM would shorten the
+        answer silently).
 
         Counts with the engine's own ``/tokenize`` (chat template included); an engine
         without it leaves the check to the engine.
@@ -225,8 +230,8 @@ def _refusal(exc: openai.APIStatusError, fields: dict) -> GeneratorRefused:
     if any(fields.get(name) is not None for name in TOOL_FIELDS) and "tool" in message.lower():
         return GeneratorRefused(
             f"tools: this engine cannot honour tools / tool_choice (vLLM: {message}); an engine "
-            "started with --enable-auto-tool-choice --tool-call-parser <parser> (generator.extra_args) "
-            "can",
+            "started with --enable-auto-tool-choice --tool-call-parser <parser>"
+            " (generator.extra_args) can",
             "tools",
         )
     param = getattr(exc, "param", None)

@@ -1,4 +1,5 @@
-"""vLLM's OpenAI API server, with the worker's idle spin bounded (``python -m app.generation.vllm_server``).
+"""vLLM's OpenAI API server, with the worker's idle spin bounded
+(``python -m app.generation.vllm_server``).
 
 After every model step, vLLM's worker process keeps polling for the next step for one
 second (``SpinCondition.busy_loop_s``, hard-coded to 1 s in vLLM 0.32, no setting). On a GPU
@@ -33,7 +34,8 @@ WORKER_PROCESS_PREFIX = "VllmWorker"
 
 
 def bound_worker_spin(seconds: float) -> bool:
-    """Make the vLLM worker's ``SpinCondition`` spin at most ``seconds``; False if this vLLM has no such knob."""
+    """Make the vLLM worker's ``SpinCondition`` spin at most ``seconds``; False if this vLLM
+    has no such knob."""
     try:
         from vllm.distributed.device_communicators import shm_broadcast
     except ImportError:
@@ -68,5 +70,6 @@ def _apply_from_environment() -> None:
 _apply_from_environment()  # also runs in the spawned engine core and worker
 
 if __name__ == "__main__":
-    # sys.modules["__main__"] stays this module, so spawned children import it (and the wrapper) again.
+    # sys.modules["__main__"] stays this module, so spawned children import it (and the wrapper)
+    # again.
     runpy.run_module("vllm.entrypoints.openai.api_server", run_name="__main__")

@@ -1,4 +1,5 @@
-"""The Train tab: pick a method and data, adjust the key hyperparameters, run it as a background job.
+"""The Train tab: pick a method and data, adjust the key hyperparameters, run it as a
+background job.
 
 Every method of `ragtune train` is here with its bundled config's values filled in. The
 form is validated (ranges, and the dataset line by line) before a job is queued; the job
@@ -116,7 +117,10 @@ def job_progress(store: JobStore, runs_dir: Path, job) -> tuple[str, pd.DataFram
     status = f"**{job.title}**: {job.state}"
     if records:
         last = records[-1]
-        status += f" · step {last['step']} of {last.get('max_steps', '?')} · ETA {last.get('eta_s', 0):.0f} s"
+        status += (
+            f" · step {last['step']} of {last.get('max_steps', '?')} · ETA "
+            f"{last.get('eta_s', 0):.0f} s"
+        )
     if job.error:
         status += f" · {job.error}"
     return status, pd.DataFrame(rows, columns=["step", "metric", "value"])

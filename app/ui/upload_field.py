@@ -14,7 +14,8 @@ from gradio.data_classes import FileData, ListFiles
 
 
 class NamedUploads(gr.File):
-    """``gr.File(file_count="multiple")`` whose value is a list of (temporary path, uploaded name)."""
+    """``gr.File(file_count="multiple")`` whose value is a list of (temporary path,
+    uploaded name)."""
 
     def get_block_name(self) -> str:
         """Rendered by Gradio's own file component (the name picks the Svelte file)."""

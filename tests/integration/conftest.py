@@ -71,7 +71,8 @@ class Stack:
         if not wait_healthy(self, timeout_s, self.serve):
             self.serve.kill()
             pytest.fail(
-                f"ragtune serve did not become ready in {timeout_s:.0f} s:\n{self.serve_log.read_text()[-3000:]}"
+                f"ragtune serve did not become ready in {timeout_s:.0f} s:\n"
+                f"{self.serve_log.read_text()[-3000:]}"
             )
 
     def stop(self) -> None:
@@ -104,7 +105,8 @@ def make_stack(data_dir: Path, **env: str) -> Stack:
     model_dir = pull_default_generator(load_settings().models_dir)  # no-op once pulled
     variants = data_dir.parent / "variants.yaml"
     variants.write_text(
-        "variants:\n  zero-shot: {mode: zero-shot}\n  few-shot: {mode: few-shot, fewshot_count: 2}\n"
+        "variants:\n  zero-shot: {mode: zero-shot}\n"
+        "  few-shot: {mode: few-shot, fewshot_count: 2}\n"
         "  rag: {mode: rag, collection: docs, k: 3}\n"
     )
     engine_port, app_port = free_port(), free_port()

@@ -1,4 +1,5 @@
-"""Integration: the official openai client against the real stack's API (vLLM + Chroma behind it)."""
+"""Integration: the official openai client against the real stack's API (vLLM +
+Chroma behind it)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def test_openai_client_chats_with_base_an_adapter_and_rag_streaming_and_not(clie
 
 
 def _engine_metric(engine_url: str, name: str, label: str = "") -> float:
-    """Sum of one vLLM Prometheus series (optionally only samples whose labels contain ``label``)."""
+    """Sum of one vLLM Prometheus series (optionally only samples whose labels
+    contain ``label``)."""
     text = httpx.get(engine_url.removesuffix("/v1") + "/metrics", timeout=10).text
     values = re.findall(rf"^{re.escape(name)}\{{([^}}]*)\}} ([0-9.e+]+)", text, re.MULTILINE)
     return sum(float(v) for labels, v in values if label in labels)

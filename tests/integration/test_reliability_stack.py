@@ -141,7 +141,8 @@ def test_200_requests_from_32_clients_answer_or_get_503_and_memory_stays_bounded
     done.set()
     watcher.join()
     print(
-        f"outcomes {dict(outcomes)}; app RSS {rss_before / 2**20:.0f} MB before, peak {peak[0] / 2**20:.0f} MB"
+        f"outcomes {dict(outcomes)}; app RSS {rss_before / 2**20:.0f} MB before, peak "
+        f"{peak[0] / 2**20:.0f} MB"
     )
     assert sum(outcomes.values()) == 200 and set(outcomes) <= {200, 503}
     assert outcomes[200] >= 8 and outcomes[503] >= 1  # both answering and shedding happened

@@ -71,7 +71,8 @@ def test_an_app_on_a_remote_engine_and_a_chroma_server_ingests_answers_and_loads
     )
     assert shared.get_collection("shared").count() > 0  # the chunks live in the Chroma server
 
-    # Start from an engine without the adapter, so this app has to load it (the stack reloads on demand).
+    # Start from an engine without the adapter, so this app has to load it (the stack reloads on
+    # demand).
     httpx.post(f"{stack.engine_url}/unload_lora_adapter", json={"lora_name": adapter}, timeout=30)
     served = {m["id"] for m in httpx.get(f"{stack.engine_url}/models", timeout=10).json()["data"]}
     assert adapter not in served

@@ -1,4 +1,5 @@
-"""Where each adapter kind is served is decided once (training.methods), and one client talks to vLLM."""
+"""Where each adapter kind is served is decided once (training.methods), and one
+client talks to vLLM."""
 
 from __future__ import annotations
 

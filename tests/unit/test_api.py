@@ -1,4 +1,5 @@
-"""The HTTP API on fake generation: OpenAI shapes (via the official client), auth, overload, uploads."""
+"""The HTTP API on fake generation: OpenAI shapes (via the official client), auth,
+overload, uploads."""
 
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def make_client(make_settings, embedder, corpus, generator=None, **overrides) ->
         settings, generator=generator or FakeGenerator(), store=store, embedder=embedder
     )
     client = TestClient(create_app(settings, chat=chat))
-    client.__enter__()  # one event loop for every request, as under uvicorn (the admission queue lives on it)
+    # one event loop for every request, as under uvicorn (the admission queue lives on it)
+    client.__enter__()
     return client
 
 

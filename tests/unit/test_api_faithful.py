@@ -260,7 +260,8 @@ def test_tools_the_engine_cannot_honour_are_refused_by_name(client):
 
 
 class ToolEngine(FakeGenerator):
-    """Answers as vLLM does with --enable-auto-tool-choice and a forced tool_choice (chunks as measured)."""
+    """Answers as vLLM does with --enable-auto-tool-choice and a forced tool_choice
+    (chunks as measured)."""
 
     def complete_stream(self, messages, *, adapter=None, params, fields):
         head = {

@@ -1,4 +1,5 @@
-"""`ragtune ask --file --concurrency`: the file's order, failures in place, one clear error up front."""
+"""`ragtune ask --file --concurrency`: the file's order, failures in place, one clear
+error up front."""
 
 from __future__ import annotations
 

@@ -69,7 +69,8 @@ def test_ask_json_has_answer_and_sources(ingested):
 def test_ask_file_writes_jsonl_and_skips_bad_lines(ingested, env):
     questions = env / "q.jsonl"
     questions.write_text(
-        '{"question": "How hot for green tea?"}\nnot json\n{"q": 1}\n{"question": "Where do kites fly?"}\n'
+        '{"question": "How hot for green tea?"}\nnot json\n{"q": 1}\n'
+        '{"question": "Where do kites fly?"}\n'
     )
     out = env / "answers.jsonl"
     result = runner.invoke(cli, ["ask", "--file", str(questions), "-c", "notes", "-o", str(out)])

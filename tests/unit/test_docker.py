@@ -1,4 +1,5 @@
-"""The docker files validate (hadolint, docker-compose config) and stay in step with the Makefile."""
+"""The docker files validate (hadolint, docker-compose config) and stay in step
+with the Makefile."""
 
 from __future__ import annotations
 

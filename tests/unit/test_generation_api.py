@@ -1,4 +1,5 @@
-"""The generator side of the API (issue 15, kind 8): engine errors, request fields, peft, routing."""
+"""The generator side of the API (issue 15, kind 8): engine errors, request
+fields, peft, routing."""
 
 from __future__ import annotations
 

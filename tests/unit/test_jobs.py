@@ -23,7 +23,8 @@ def test_jobs_run_one_at_a_time_and_keep_output(tmp_path):
         "train",
         "first",
         script(
-            "import time, sys; print('step 1', file=sys.stderr); time.sleep(1); print('{\"ok\": 1}')"
+            "import time, sys; print('step 1', file=sys.stderr); time.sleep(1); "
+            "print('{\"ok\": 1}')"
         ),
     )
     second = store.submit("train", "second", script("print('{\"ok\": 2}')"))

@@ -152,11 +152,17 @@ def test_handed_hidden_html_reports_what_was_left_out():
     ("html", "notices"),
     [
         (
-            '<p>Shown.</p><p hidden>a</p><div style="display:none">b</div><i aria-hidden="true">c</i>',
+            (
+                '<p>Shown.</p><p hidden>a</p><div style="display:none">b</div><i '
+                'aria-hidden="true">c</i>'
+            ),
             ["3 hidden HTML elements were not indexed"],
         ),
         (
-            "<style>.x{display:none}</style><p>Shown.</p><p class=x>gone</p><script>s</script><!--c-->",
+            (
+                "<style>.x{display:none}</style><p>Shown.</p><p class=x>gone</p><script>"
+                "s</script><!--c-->"
+            ),
             ["1 hidden HTML element was not indexed"],
         ),
         ("<p>All visible.</p><script>var a</script><template>t</template>", []),

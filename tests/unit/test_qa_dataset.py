@@ -1,4 +1,5 @@
-"""QA datasets: the pair filters, seeded splits with near-duplicates together, file import, the store."""
+"""QA datasets: the pair filters, seeded splits with near-duplicates together, file
+import, the store."""
 
 from __future__ import annotations
 

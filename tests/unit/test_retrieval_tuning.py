@@ -239,7 +239,8 @@ def test_large_collections_are_sampled_with_every_labelled_file(world, monkeypat
 def test_labelled_files_and_split(tmp_path):
     relevant = tmp_path / "set.jsonl"
     relevant.write_text(
-        '{"question": "q1", "relevant": ["docs/a.md", "docs/b.md"]}\n{"question": "q2", "relevant": ["docs/c.md"]}\n'
+        '{"question": "q1", "relevant": ["docs/a.md", "docs/b.md"]}\n'
+        '{"question": "q2", "relevant": ["docs/c.md"]}\n'
     )
     items, problems = read_labelled(relevant)
     assert items[0] == LabeledQuestion("q1", ["docs/a.md", "docs/b.md"]) and not problems

@@ -1,4 +1,5 @@
-"""Reward model, DPO and PPO on a tiny model: weights change, metrics are finite, bad input is refused."""
+"""Reward model, DPO and PPO on a tiny model: weights change, metrics are finite, bad
+input is refused."""
 
 from __future__ import annotations
 

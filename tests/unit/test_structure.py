@@ -63,7 +63,10 @@ def test_code_and_html_blocks_never_yield_headings(fence):
 
 
 def test_setext_headings_and_nesting():
-    text = "Manual\n======\n\nIntro.\n\nInstall\n-------\n\nSteps.\n\n### From source\n\nBuild.\n\n## Use\n\nRun."
+    text = (
+        "Manual\n======\n\nIntro.\n\nInstall\n-------\n\nSteps.\n\n### From source\n\nBuild.\n"
+        "\n## Use\n\nRun."
+    )
     assert [s.path for s in sections(text)] == [
         ("Manual",),
         ("Manual", "Install"),

@@ -1,4 +1,5 @@
-"""Every training method on a tiny model: weights change, manifests are complete, bad input is refused."""
+"""Every training method on a tiny model: weights change, manifests are complete, bad
+input is refused."""
 
 from __future__ import annotations
 

@@ -39,7 +39,8 @@ def client(make_settings, embedder, tmp_path):
 
 
 def test_non_latin_names_stay_two_files_and_citations_show_them(client):
-    """The handed case: 報告.md then 議事.md were both saved as __.md, the second replacing the first."""
+    """The handed case: 報告.md then 議事.md were both saved as __.md, the second
+    replacing the first."""
     first = upload(client, "報告.md", (CASES / "報告.md").read_bytes())
     second = upload(client, "議事.md", (CASES / "議事.md").read_bytes())
     assert first["status"] == second["status"] == "added"

@@ -1,4 +1,5 @@
-"""Workbench logic without a browser: form validation, job submission, uploads in the Documents tab."""
+"""Workbench logic without a browser: form validation, job submission, uploads in
+the Documents tab."""
 
 from __future__ import annotations
 
