@@ -100,8 +100,10 @@ def chat_template_counter(model: str) -> TokenCounter:
 
                 loaded["tokenizer"] = AutoTokenizer.from_pretrained(model)
             tokenizer = loaded["tokenizer"]
-        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        return len(ids["input_ids"] if isinstance(ids, dict) else ids)
+        encoded = tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True, return_dict=True
+        )
+        return len(encoded["input_ids"])
 
     return count
 

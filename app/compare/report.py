@@ -221,9 +221,10 @@ def _cost_table(arms: dict[str, Any]) -> list[str]:
         if not c:
             continue
         lines.append(
-            f"| {name} | {_num(c['train_seconds'], '{:.0f}')} | {_num(c['peak_memory_mb'], '{:.0f}')} "
-            f"| {_num(c['adapter_mb'])} | {_num(c['latency_p50_s'])} | {_num(c['latency_p95_s'])} "
-            f"| {_num(c['prompt_tokens'], '{:.0f}')} | {_num(c['tokens_per_s'], '{:.1f}')} |"
+            f"| {name} | {_num(c['train_seconds'], '{:.0f}')} | "
+            f"{_num(c['peak_memory_mb'], '{:.0f}')} | {_num(c['adapter_mb'])} | "
+            f"{_num(c['latency_p50_s'])} | {_num(c['latency_p95_s'])} | "
+            f"{_num(c['prompt_tokens'], '{:.0f}')} | {_num(c['tokens_per_s'], '{:.1f}')} |"
         )
     return lines
 

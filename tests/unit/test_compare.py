@@ -368,3 +368,11 @@ def test_a_missing_collection_or_engine_stops_the_study_before_any_work(tmp_path
     with pytest.raises(NotFound):
         run(tmp_path, fakes)
     assert fakes.calls == []
+
+
+def test_prompt_tokens_are_counted_with_the_models_chat_template(tiny_model):
+    from app.compare.answering import chat_template_counter, word_count
+
+    messages = [{"role": "system", "content": "Answer."}, {"role": "user", "content": "Why?"}]
+    tokens = chat_template_counter(tiny_model)(messages)
+    assert tokens > word_count(messages) == 2  # the template's role markers count too
