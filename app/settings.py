@@ -62,28 +62,29 @@ class GeneratorSettings(BaseModel):
     chunked_prefill: bool = Field(
         False,
         description="Let the local engine split a long prompt across scheduler steps. Off on CPU: "
-        "vLLM 0.32 then rewinds a seeded request's torch.Generator with set_offset, which CPU generators "
-        "lack, and the engine dies on any request with `seed` and a prompt over one step "
-        "(docs/performance.md). Turn on for a CUDA engine.",
+        "vLLM 0.32 then rewinds a seeded request's torch.Generator with set_offset, which CPU "
+        "generators lack, and the engine dies on any request with `seed` and a prompt over one "
+        "step (docs/performance.md). Turn on for a CUDA engine.",
     )
     routes: dict[str, str] = Field(
         default_factory=dict,
-        description="Model or adapter name -> OpenAI URL of another vLLM server that serves it under that name: "
-        "'base' to a LoRA-free engine, or a merged adapter (`ragtune adapters merge`) to its own engine.",
+        description="Model or adapter name -> OpenAI URL of another vLLM server that serves it "
+        "under that name: 'base' to a LoRA-free engine, or a merged adapter (`ragtune adapters "
+        "merge`) to its own engine.",
     )
     worker_spin_s: float | None = Field(
         0.1,
         gt=0,
         description="Seconds the local engine's worker keeps spinning for work after each step; "
-        "null keeps vLLM's 1 s, which on a few-core machine takes a core from the app for that second. "
-        "Not 0: the worker then misses wake-ups and stalls (docs/performance.md).",
+        "null keeps vLLM's 1 s, which on a few-core machine takes a core from the app for that "
+        "second. Not 0: the worker then misses wake-ups and stalls (docs/performance.md).",
     )
     startup_timeout_s: float = Field(600, description="How long to wait for the engine's /health.")
     max_restarts: int = Field(
         5,
         ge=0,
-        description="`ragtune serve` restarts a local engine that dies (crash, OOM kill) up to this "
-        "many times in 10 minutes; 0: never.",
+        description="`ragtune serve` restarts a local engine that dies (crash, OOM kill) up to "
+        "this many times in 10 minutes; 0: never.",
     )
     request_timeout_s: float = Field(300, description="Timeout of one generation request.")
     temperature: float = Field(0.2, description="Default sampling temperature.")
@@ -148,7 +149,8 @@ class UISettings(BaseModel):
     port: int = Field(7860, description="Port of the web app.")
     users: dict[str, str] = Field(
         default_factory=dict,
-        description='Web UI logins, name: password (env: RAGTUNE_UI__USERS=\'{"alice": "a-long-secret"}\'). '
+        description="Web UI logins, name: password "
+        '(env: RAGTUNE_UI__USERS=\'{"alice": "a-long-secret"}\'). '
         "Empty: no login. Required, with api.keys, when ui.host is not loopback.",
     )
 
@@ -158,8 +160,8 @@ class APISettings(BaseModel):
 
     keys: list[str] = Field(
         default_factory=list,
-        description="Bearer tokens accepted by /v1 and /metrics (env: RAGTUNE_API__KEYS='[\"k1\"]'). "
-        "Required, with ui.users, when ui.host is not loopback.",
+        description="Bearer tokens accepted by /v1 and /metrics (env: "
+        "RAGTUNE_API__KEYS='[\"k1\"]'). Required, with ui.users, when ui.host is not loopback.",
     )
     max_concurrent: int = Field(
         32, ge=1, le=4096, description="Generations in flight to the engine at once."
@@ -183,8 +185,8 @@ class SynthSettings(BaseModel):
 
     teacher_url: str | None = Field(
         None,
-        description="OpenAI-compatible base URL (e.g. http://gpu-box:8000/v1) of a teacher model that "
-        "writes the pairs; null: the configured generator.",
+        description="OpenAI-compatible base URL (e.g. http://gpu-box:8000/v1) of a teacher model "
+        "that writes the pairs; null: the configured generator.",
     )
     teacher_model: str = Field(
         "", description="The teacher's model name (required with teacher_url)."
@@ -275,7 +277,8 @@ class Settings(BaseSettings):
 
     @property
     def indexes_dir(self) -> Path:
-        """The lexical (BM25) sidecar indexes, one folder per collection."""
+        """The lexical (BM25) sidecar indexes, one folder per collection, and the collections'
+        write locks (``.locks/<collection>.lock``, ``indexing.locks``)."""
         return self.data_dir / "indexes"
 
     @property

@@ -51,7 +51,8 @@ class SpecError(VariantError):
 
 @dataclass(frozen=True)
 class Variant:
-    """One answering recipe; ``demos`` names the dataset whose train split gives the few-shot demonstrations."""
+    """One answering recipe; ``demos`` names the dataset whose train split gives the
+    few-shot demonstrations."""
 
     name: str
     mode: str = "zero-shot"
@@ -74,7 +75,10 @@ class Variant:
             return f"classifier {self.classifier}"
         mode = self.mode
         if self.mode == "rag":
-            mode = f"rag({self.collection or 'default'}, {self.retriever or 'default'}, k={self.k or 'default'})"
+            mode = (
+                f"rag({self.collection or 'default'}, {self.retriever or 'default'}, "
+                f"k={self.k or 'default'})"
+            )
         elif self.mode == "few-shot" and (self.fewshot_count is not None or self.demos):
             shots = "default" if self.fewshot_count is None else self.fewshot_count
             mode = f"few-shot({shots}{f', from {self.demos}' if self.demos else ''})"

@@ -248,8 +248,8 @@ def _messages_for(chat: ChatService, target: Target, body: ChatCompletionRequest
 
 
 def _engine_message(message) -> dict:
-    """One message as the engine takes it: text content ("" for a bare tool call), developer as system,
-    tool fields kept."""
+    """One message as the engine takes it: text content ("" for a bare tool call), developer as
+    system, tool fields kept."""
     out = {
         "role": "system" if message.role == "developer" else message.role,
         "content": message.text(),

@@ -169,7 +169,8 @@ def _write_batch(
 
 
 def _finish(total: int, failed: int, output: Path | None, seconds: float) -> None:
-    """The summary on stderr (with --output or failures); exit 1 when some failed, 2 when all did."""
+    """The summary on stderr (with --output or failures); exit 1 when some failed,
+    2 when all did."""
     if output or failed:
         typer.echo(
             f"wrote {total} answers{f' to {output}' if output else ''} in {seconds:.1f} s"

@@ -88,7 +88,8 @@ def _report(manifest, as_json: bool) -> None:
     share = 100 * manifest.trainable_parameters / max(manifest.total_parameters, 1)
     typer.echo(f"adapter {manifest.name} ({manifest.kind}, method {manifest.method}) saved")
     typer.echo(
-        f"  trainable parameters: {manifest.trainable_parameters:,} of {manifest.total_parameters:,} ({share:.3f}%)"
+        f"  trainable parameters: {manifest.trainable_parameters:,} of "
+        f"{manifest.total_parameters:,} ({share:.3f}%)"
     )
     for key in (
         "train_loss",
@@ -277,7 +278,8 @@ def reward(
     set_: SetOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Train a reward model (LoRA + scalar head) on preference pairs; report held-out pairwise accuracy.
+    """Train a reward model (LoRA + scalar head) on preference pairs; report held-out
+    pairwise accuracy.
 
     Data: JSONL lines of {"prompt", "chosen", "rejected"}; the prompt may be a chat message list.
     `ragtune prefs export` writes the A/B tab's votes in this format.
@@ -415,8 +417,9 @@ def compare_classifiers(
     output.write_text(
         f"# Classifier comparison on {data.name}\n\n"
         f"Produced by `ragtune train compare-classifiers --data {data} --train-rows {train_rows} "
-        f"--max-steps {max_steps}` on the default models. Train on a sample of train.tsv, select on "
-        f"dev.tsv (1,000 rows), report on test.tsv ({len(test.texts)} rows).\n\n{table}\n\n"
+        f"--max-steps {max_steps}` on the default models. Train on a sample of train.tsv, "
+        f"select on dev.tsv (1,000 rows), report on test.tsv ({len(test.texts)} rows).\n\n"
+        f"{table}\n\n"
         "```json\n"
         + json.dumps(
             [

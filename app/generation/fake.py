@@ -46,7 +46,8 @@ class FakeGenerator:
             yield word if index == 0 else " " + word
 
     def _start(self, messages, adapter, params: GenerationParams, fields: dict) -> tuple[int, int]:
-        """Check the request as the engine would; the prompt length and the completion limit (words)."""
+        """Check the request as the engine would; the prompt length and the
+        completion limit (words)."""
         self.fields.append(dict(fields))
         self.params.append(params)
         if any(fields.get(name) is not None for name in ("tools", "tool_choice")):
@@ -57,7 +58,8 @@ class FakeGenerator:
         return prompt, asked[1] if asked else params.max_tokens
 
     def _choice(self, messages, adapter, params, fields, limit: int) -> Iterator[str]:
-        """One choice's deltas, at most ``limit``; returns (via StopIteration) whether it hit the limit."""
+        """One choice's deltas, at most ``limit``; returns (via StopIteration) whether
+        it hit the limit."""
         deltas = self.stream(messages, adapter=adapter, params=replace(params, max_tokens=limit))
         try:
             kept = []

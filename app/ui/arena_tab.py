@@ -197,7 +197,10 @@ def build_arena_tabs(runner: VariantRunner, variants: dict[str, Variant], store:
                 return "### A", "### B", "No comparison to vote on.", rows(), *locked
             try:
                 store.vote(current["id"], VOTES[label], note or "")
-                message = f"Vote recorded: **{label}**. A was **{current['a']}**, B was **{current['b']}**."
+                message = (
+                    f"Vote recorded: **{label}**. A was **{current['a']}**, B was "
+                    f"**{current['b']}**."
+                )
             except RagtuneError as exc:
                 message = warning(exc)
             return f"### A: {current['a']}", f"### B: {current['b']}", message, rows(), *locked
