@@ -1,4 +1,5 @@
-"""Question/answer datasets from a collection (``ragtune data synth``) or a user's file (``import``).
+"""Question/answer datasets from a collection (``ragtune data synth``) or a user's file
+(``import``).
 
 Synthesis samples chunks with a seed, asks a generator per chunk for one question and a
 short answer grounded in it, as JSON constrained by a JSON schema (``response_format``,
