@@ -6,5 +6,5 @@ eval runner, checks each adapter for forgetting and writes a report with interva
 costs and a recommendation. Modules: ``budget`` (how much work), ``study`` (the folder,
 state and atomic stage results), ``arms``, ``data`` (splits, leakage, SFT files),
 ``services`` (the injected pieces), ``answering``, ``stages``, ``run`` (the resumable
-loop), ``measure``, ``recommend`` and ``report``.
+loop), ``measure``, ``recommend``, ``plots`` and ``report``.
 """

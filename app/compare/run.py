@@ -70,7 +70,7 @@ def run_study(study: Study, services: StudyServices, *, echo: Echo = _quiet) -> 
                     stage.name, "interrupted", "interrupted (Ctrl-C); a re-run starts it over"
                 )
                 raise
-            except Exception as exc:
+            except Exception as exc:  # one arm's failure, even a crash in training, is its row
                 message = exc.user_message if isinstance(exc, RagtuneError) else repr(exc)
                 study.mark(stage.name, "failed", message)
                 study.log(f"{stage.name} failed:\n{traceback.format_exc()}")
