@@ -64,13 +64,23 @@ def setup(tmp_path, monkeypatch, tiny_model):
     return tmp_path, pairs
 
 
-def test_compare_runs_a_tiny_study_on_a_users_qa_file_and_resumes(setup):
+def test_compare_runs_a_tiny_study_on_a_users_qa_file_and_test_file_and_resumes(setup):
     tmp_path, pairs = setup
-    args = ["compare", "-c", "notes", "--data", str(pairs), "--budget", "tiny", "--json"]
+    test = tmp_path / "fixed-test.csv"
+    notes = tmp_path / "notes"
+    test.write_text(
+        "question,answer,source\n"
+        f"Who travels on the ferry from the harbour?,commuters,{notes / 'harbour.md'}\n"
+        f"What do kites need to fly?,steady wind,{notes / 'kites.md'}\n"
+        f"What does the archive keep?,records,{notes / 'archive.md'}\n"
+    )
+    args = ["compare", "-c", "notes", "--data", str(pairs), "--test", str(test), "--budget"]
+    args += ["tiny", "--json"]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["study"] == "notes-pairs-tiny"
+    assert summary["data"]["test_source"] == str(test) and summary["data"]["test_items"] == 3
     assert set(summary["arms"]) == {"zero-shot", "few-shot", "rag", "lora", "rag+lora", "rag+raft"}
     for name, row in summary["arms"].items():
         assert row["status"] == "ok", (name, row)
