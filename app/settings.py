@@ -200,6 +200,15 @@ class SynthSettings(BaseModel):
     )
     temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature of the writer.")
     max_tokens: int = Field(128, ge=16, le=2048, description="Cap on one pair's JSON, in tokens.")
+    max_question_chars: int = Field(
+        200, ge=0, description="maxLength of the question in the JSON schema (0: none)."
+    )
+    max_answer_chars: int = Field(
+        200,
+        ge=0,
+        description="maxLength of the answer in the JSON schema (0: none; OpenAI's strict mode "
+        "refuses maxLength).",
+    )
     min_chunk_words: int = Field(20, ge=1, description="Shorter chunks are not sampled.")
     filters: QAFilterSettings = Field(default_factory=QAFilterSettings)
 

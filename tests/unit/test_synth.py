@@ -19,12 +19,12 @@ from app.generation.fake import FakeGenerator
 from app.settings import load_settings
 from app.synth import (
     SynthError,
-    _parse,
     dataset_store,
     import_dataset,
     synth_generator,
     synthesize_dataset,
 )
+from app.synth_writer import parse_pair
 from indexing.config import VectorStoreSettings
 from indexing.errors import Conflict
 from indexing.store import StoreError, VectorStore
@@ -150,7 +150,13 @@ def test_counts_every_drop_by_reason_and_records_the_source(settings):
     # structured output: every request carried the JSON schema
     formats = [f["response_format"] for f in writer.fields]
     assert len(formats) == 5 and all(f["type"] == "json_schema" for f in formats)
-    assert formats[0]["json_schema"]["schema"]["required"] == ["question", "answer"]
+    schema = formats[0]["json_schema"]["schema"]
+    assert schema["required"] == ["question", "answer"]
+    assert schema["properties"]["answer"]["maxLength"] == settings.synth.max_answer_chars
+    # the request: system, a worked example turn, then the chunk
+    roles = [m["role"] for m in writer.calls[0]]
+    assert roles == ["system", "user", "assistant", "user"]
+    assert any(text in writer.calls[0][-1]["content"] for text in CHUNKS.values())
 
 
 def test_requests_run_concurrently_and_seeds_reproduce(settings):
@@ -264,7 +270,7 @@ def test_bad_collections_and_names(settings):
     ],
 )
 def test_parse_counts_garbage_as_malformed(text, parsed):
-    assert _parse(text) == parsed
+    assert parse_pair(text) == parsed
 
 
 def test_import_keeps_good_lines_and_names_bad_ones(settings, tmp_path):
@@ -282,3 +288,12 @@ def test_import_keeps_good_lines_and_names_bad_ones(settings, tmp_path):
     path.write_text("oops\n")
     with pytest.raises(DatasetError, match="no valid question/answer pair.*line 1: not valid"):
         import_dataset(settings, path, name="other")
+
+
+def test_length_caps_can_be_turned_off_for_endpoints_that_refuse_them(settings):
+    from app.synth_writer import response_format
+
+    settings.synth.max_question_chars = 0
+    schema = response_format(settings)["json_schema"]["schema"]
+    assert "maxLength" not in schema["properties"]["question"]
+    assert schema["properties"]["answer"]["maxLength"] == settings.synth.max_answer_chars
