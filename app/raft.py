@@ -34,6 +34,7 @@ import json
 import os
 import random
 import re
+import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -348,4 +349,10 @@ def train_raft(
     longest = longest_example(data.records(), args.base_model)
     args = replace(args, dataset=str(data.write(output)), max_length=max(args.max_length, longest))
     summary = {**data.summary, "longest_example_tokens": longest, "max_length": args.max_length}
+    if progress:
+        tqdm.write(
+            f"raft: {summary['examples']} examples ({summary['with_oracle']} with the oracle) "
+            f"in {args.dataset}; longest {longest} tokens, max_length {args.max_length}",
+            file=sys.stderr,
+        )
     return train_sft(args, registry, runs_dir, extra_metrics={"raft": summary})
