@@ -144,6 +144,14 @@ class ChatService:
         k = k or (tuned.k if tuned else self.prompting.top_k)
         return self._retriever(kind, tuned).retrieve(question, collection, k, flt)
 
+    def retrieval_for(self, collection: str | None = None) -> tuple[str, int]:
+        """The retriever and k that ``retrieve`` uses on ``collection`` when a request sets
+        neither (the collection's tuned setting, else the settings)."""
+        tuned = self.tuned(collection or self.default_collection) if self.tuned else None
+        if tuned:
+            return tuned.retriever, tuned.k
+        return self.default_retriever, self.prompting.top_k
+
     def _retriever(self, kind: str, tuned: RetrievalChoice | None) -> Retriever:
         base = self.retrievers[kind]
         if not (

@@ -161,7 +161,12 @@ def sft(
     ] = None,
     distractors: Annotated[
         int | None,
-        typer.Option("--distractors", min=0, max=49, help="RAFT: distractor chunks per example."),
+        typer.Option(
+            "--distractors",
+            min=0,
+            max=49,
+            help="RAFT: distractor chunks beside the oracle (default: the collection's k - 1).",
+        ),
     ] = None,
     set_: SetOption = None,
     as_json: JsonFlag = False,
@@ -174,7 +179,8 @@ def sft(
     --data is asked over its oracle chunk and distractor chunks retrieved from
     --collection, in the prompt `rag:` models use, the answer citing the oracle; it is
     written to the data folder's raft/NAME.jsonl and the settings go into the manifest.
-    Serve the adapter as rag:COLLECTION+NAME with k = distractors + 1.
+    Each prompt holds distractors + 1 sources, by default as many as a RAG answer on the
+    collection retrieves (its k); serve the adapter as rag:COLLECTION+NAME.
     """
     from training.sft import train_sft
 
@@ -216,15 +222,18 @@ def _raft_run(collection: str, data: str, options: dict[str, Any]):
         pairs, problems = load_pairs(settings.datasets_dir, data)
         for problem in problems:
             typer.echo(f"warning: {problem} (skipped)", err=True)
+        chat = build_chat_service(settings)
+        # By default every prompt holds as many sources as a RAG answer on the collection.
+        distractors = options.get("distractors", max(chat.retrieval_for(collection)[1] - 1, 0))
         return train_raft(
             args,
-            build_chat_service(settings),
+            chat,
             registry,
             settings.runs_dir,
             collection=collection,
             pairs=pairs,
             output=settings.raft_dir / f"{args.name}.jsonl",
-            options=RaftOptions(**options, seed=args.seed),
+            options=RaftOptions(**{**options, "distractors": distractors}, seed=args.seed),
             dataset=data,
         )
 

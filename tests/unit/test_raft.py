@@ -230,6 +230,7 @@ def test_train_raft_records_its_settings_in_the_manifest(kb, tmp_path, tiny_mode
     assert raft["collection"] == "kbase" and raft["dataset"] == "pairs.jsonl"
     assert (raft["oracle_share"], raft["distractors"], raft["seed"]) == (0.75, 1, 3)
     assert raft["examples"] == 8 and raft["with_oracle"] == 6
+    assert (raft["retriever"], raft["k"], raft["sources_per_prompt"]) == ("hybrid", 2, 2)
     assert raft["max_length"] == raft["longest_example_tokens"] > 32  # raised: no truncation
     assert manifest.dataset == str(output) and len(output.read_text().splitlines()) == 8
     assert manifest.hyperparameters["max_length"] == raft["max_length"]
@@ -243,28 +244,17 @@ def test_cli_refuses_raft_options_without_raft_and_raft_without_inputs(monkeypat
     monkeypatch.setenv("RAGTUNE_SETTINGS_DIR", str(REPO))
     monkeypatch.setenv("RAGTUNE_DATA_DIR", str(tmp_path / "data"))
     runner = CliRunner()
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"question": "Q?", "answer": "A.", "source": "tea.md"}) + "\n")
+    raft = ["--raft", "--collection"]
     cases = [
         (["--collection", "kbase"], "go with --raft"),
-        (["--raft", "--collection", "kbase"], "--raft needs --collection and --data"),
-        (
-            ["--raft", "--collection", "kbase", "--data", "d", "--dataset", "x"],
-            "leave out --dataset",
-        ),
-        (
-            [
-                "--raft",
-                "--collection",
-                "kbase",
-                "--data",
-                "d",
-                "--name",
-                "r",
-                "--set",
-                "base_model=m",
-            ],
-            "unknown dataset 'd'",
-        ),
+        ([*raft, "kbase"], "--raft needs --collection and --data"),
+        ([*raft, "kbase", "--data", "d", "--dataset", "x"], "leave out --dataset"),
+        ([*raft, "kbase", "--data", "d", "--name", "r"], "unknown dataset 'd'"),
+        ([*raft, "nowhere", "--data", str(qa), "--name", "r"], "unknown collection 'nowhere'"),
     ]
     for args, message in cases:
-        result = runner.invoke(cli, ["train", "sft", *args])
+        model = ["--set", "base_model=m"] if "--name" in args else []  # no model is loaded
+        result = runner.invoke(cli, ["train", "sft", *args, *model])
         assert result.exit_code == 2 and message in result.output, result.output
