@@ -69,6 +69,24 @@ def _cell(cell: dict[str, Any] | None) -> str:
     return f"{cell['mean']:.3f} [{cell['ci'][0]:.3f}, {cell['ci'][1]:.3f}]"
 
 
+def _label(choice: dict[str, Any]) -> str:
+    label = str(choice.get("retriever")) + (f" {choice['fusion']}" if choice.get("fusion") else "")
+    return label + (f" {choice['alpha']:.2f}" if choice.get("alpha") is not None else "")
+
+
+def _few_items(n: int, best: dict[str, Any], metric: str) -> str:
+    """A warning when the test set is too small for the intervals to separate arms."""
+    cell = best.get("metrics", {}).get(metric)
+    if n >= 30 or not cell:
+        return ""
+    width = cell["ci"][1] - cell["ci"][0]
+    return (
+        f" With {n} test questions the best arm's interval is {width:.2f} wide, so only large "
+        "differences can show; more pairs (a larger --synth, a teacher model in "
+        "synth.teacher_url, or your own --data) give a sharper answer."
+    )
+
+
 def _ci(row: dict[str, Any], metric: str) -> str:
     if metric not in row:
         return "–"
@@ -95,6 +113,7 @@ def markdown(summary: dict[str, Any]) -> str:
         (
             f"Primary metric: {rec['metric']}. Budget: {config['budget']}. Test questions: "
             f"{data['test_items']} (from {data['test_source']})."
+            + _few_items(data["test_items"], arms.get(summary["best"] or "", {}), rec["metric"])
         ),
         "",
         "## Data",
@@ -136,18 +155,17 @@ def markdown(summary: dict[str, Any]) -> str:
         test = retrieval.get("test", {})
         for which in ("pick", "default"):
             c, t = retrieval[which], test.get(which, {})
-            label = c["retriever"] + (f" {c['fusion']}" if c.get("fusion") else "")
-            label += f" {c['alpha']:.2f}" if c.get("alpha") is not None else ""
             lines.append(
-                f"| {which} | {c['chunk_tokens']} | {label} | {c['k']} "
+                f"| {which} | {c['chunk_tokens']} | {_label(c)} | {c['k']} "
                 f"| {_ci(t, 'hit@1')} | {_ci(t, 'mrr@10')} |"
             )
         used = retrieval.get("used") or {}
         lines += [
             "",
-            f"The RAG arms retrieve with {used.get('retriever')}"
-            + (f" ({used['fusion']})" if used.get("fusion") else "")
-            + f", k={used.get('k')}. {retrieval.get('note', '')}",
+            (
+                f"The RAG arms retrieve with {_label(used)} at {used.get('chunk_tokens')}-token "
+                f"chunks, k={used.get('k')}. {retrieval.get('note', '')}"
+            ),
         ]
     else:
         lines.append(
