@@ -42,6 +42,11 @@ class Budget:
         "quick", "Grid of evals.retrieval_tuning ('quick' or 'standard'); '' skips tuning."
     )
     sft_max_steps: int = knob(30, "Optimizer steps of every trained adapter (LoRA, RAFT, extra).")
+    sft_max_epochs: float = knob(
+        3.0,
+        "Passes over the train split at most: fewer steps than sft_max_steps when the split "
+        "is small (a few dozen pairs would otherwise be seen ten times and memorised).",
+    )
     sft_batch_size: int = knob(
         8, "Examples per step (plain SFT: one short question and answer each)."
     )

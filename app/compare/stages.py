@@ -12,6 +12,7 @@ nothing can be compared.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -161,6 +162,8 @@ def train_stage(trained: Trained) -> Callable[[Context], dict[str, Any]]:
 
         services, budget = ctx.services, ctx.budget
         train = ctx.data().splits["train"]
+        batch = budget.raft_batch_size if trained.raft else budget.sft_batch_size
+        steps = min(budget.sft_max_steps, math.ceil(budget.sft_max_epochs * len(train) / batch))
         path = ctx.study.work / f"sft-{trained.key}.jsonl"
         if not trained.raft:
             write_jsonl(path, sft_records(train, services.system_prompt))
@@ -170,14 +173,14 @@ def train_stage(trained: Trained) -> Callable[[Context], dict[str, Any]]:
                 dataset=str(path),
                 base_model=services.base_model,
                 method=trained.method,
-                max_steps=budget.sft_max_steps,
-                batch_size=budget.raft_batch_size if trained.raft else budget.sft_batch_size,
+                max_steps=max(1, steps),
+                batch_size=batch,
                 learning_rate=budget.sft_learning_rate,
                 max_length=budget.sft_max_length,
                 lora_r=budget.lora_r,
                 lora_alpha=2 * budget.lora_r,
-                logging_steps=max(1, min(5, budget.sft_max_steps // 4)),
-                save_steps=max(budget.sft_max_steps, 1),
+                logging_steps=max(1, min(5, steps // 4)),
+                save_steps=max(steps, 1),
                 seed=ctx.config.seed,
                 forgetting_check=budget.perplexity_check,
                 overwrite=True,  # a re-run replaces what an interrupted attempt left
