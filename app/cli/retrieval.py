@@ -238,10 +238,17 @@ def _report(result) -> str:
         metrics = "  ".join(f"{m} {_ci(row, m)}" for m in ("hit@1", "hit@3", "hit@5", "mrr@10"))
         lines.append(f"  {title:<8} {_describe(row.choice)}\n           {metrics}")
     delta = result.test_pick.means["mrr@10"] - result.test_default.means["mrr@10"]
-    lines.append(
-        f"  MRR@10 pick - default: {delta:+.3f} (paired permutation test p = {result.p_value:.3f})"
-        if result.pick != result.default
-        else "  the default is the pick"
-    )
+    if result.pick == result.default:
+        lines.append("  the default is the pick")
+    else:
+        lines.append(
+            f"  MRR@10 pick - default: {delta:+.3f} (paired permutation test p = "
+            f"{result.p_value:.3f}): "
+            + (
+                "the pick is better beyond chance"
+                if delta > 0 and result.p_value < 0.05
+                else "within chance on this test split; applying is optional"
+            )
+        )
     lines += [f"note: {note}" for note in result.notes]
     return "\n".join(lines)
