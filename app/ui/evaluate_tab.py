@@ -74,7 +74,7 @@ def build_evaluate_tab(
         suite = gr.Dropdown(
             suites,
             value=suites[0] if suites else None,
-            label="Suite, dataset or QA file",
+            label="Suite",
             info="a suite, a dataset (its test split), or type a QA file's path",
             allow_custom_value=True,
         )

@@ -115,7 +115,7 @@ def test_eval_run_takes_specs_and_a_dataset_or_qa_file_for_the_suite(tmp_path, m
     (corpus / "tea.md").write_text("# Tea\n\nGreen tea is steeped at 80 degrees.\n")
     assert runner.invoke(cli, ["ingest", str(corpus), "-c", "docs"]).exit_code == 0
     _dataset(tmp_path / "data" / "datasets")
-    specs = "zero-shot,rag:docs@k=1@retriever=bm25,few-shot@shots=2@demos=mydata"
+    specs = "zero-shot,rag:docs@k=1@retriever=dense,few-shot@shots=2@demos=mydata"
     out = tmp_path / "report"
     args = ["eval", "run", "--data", "mydata", "--variants", specs, "-o", str(out), "--json"]
     result = runner.invoke(cli, args)
