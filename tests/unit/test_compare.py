@@ -186,7 +186,8 @@ def test_a_study_reports_every_arm_with_intervals_costs_forgetting_and_a_recomme
     text = (reports / "report.md").read_text()
     for arm in ARMS:
         assert f"| {arm} |" in text
-    assert "The RAG arms retrieve with bm25 at 256-token chunks, k=3. The pick re-chunks to 128 tokens" in text
+    used = "The RAG arms retrieve with bm25 at 256-token chunks, k=3. The pick re-chunks to 128"
+    assert used in text
     assert fakes.calls[0] == "check docs"
 
 
