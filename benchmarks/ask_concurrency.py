@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
 from benchmarks.harness import RAGTUNE, REPO, base_env, engine
 
 RESULTS = REPO / "benchmarks/results/ask_concurrency.json"
@@ -55,9 +57,21 @@ def _run(args: list[str], env: dict[str, str], log: Path) -> subprocess.Complete
     return result
 
 
-def ask_file(env: dict[str, str], file: Path, concurrency: int) -> dict:
-    """One ``ragtune ask --file`` run: its batch and process times, answers and failures."""
+def engine_tokens(url: str) -> tuple[float, float]:
+    """(prompt, generated) tokens the engine has processed so far (its Prometheus counters)."""
+    text = httpx.get(url.removesuffix("/v1") + "/metrics", timeout=10).text
+
+    def total(name: str) -> float:
+        pattern = rf"^{re.escape(name)}\{{[^}}]*\}} ([0-9.e+]+)$"
+        return sum(float(v) for v in re.findall(pattern, text, re.MULTILINE))
+
+    return total("vllm:prompt_tokens_total"), total("vllm:generation_tokens_total")
+
+
+def ask_file(env: dict[str, str], file: Path, concurrency: int, url: str) -> dict:
+    """One ``ragtune ask --file`` run: its batch and process times, tokens, answers, failures."""
     out = DATA / f"ask-c{concurrency}.jsonl"
+    before = engine_tokens(url)
     started = time.perf_counter()
     result = _run(
         [RAGTUNE, "ask", "--file", str(file), "-c", "docs", "-o", str(out)]
@@ -66,6 +80,7 @@ def ask_file(env: dict[str, str], file: Path, concurrency: int) -> dict:
         DATA / "logs" / f"ask-c{concurrency}.log",
     )
     process_s = time.perf_counter() - started
+    after = engine_tokens(url)
     batch = re.search(r"wrote (\d+) answers to .* in ([\d.]+) s", result.stderr)
     if not batch:
         raise SystemExit(f"no summary line from ask:\n{result.stderr[-2000:]}")
@@ -78,6 +93,8 @@ def ask_file(env: dict[str, str], file: Path, concurrency: int) -> dict:
         "batch_s": round(seconds, 1),
         "process_s": round(process_s, 1),
         "questions_per_s": round(len(records) / seconds, 3),
+        "prompt_tokens": int(after[0] - before[0]),
+        "generated_tokens": int(after[1] - before[1]),
         "mean_answer_chars": round(
             sum(len(r.get("answer") or "") for r in records) / max(1, len(records)), 1
         ),
@@ -102,10 +119,10 @@ def main(count: int) -> None:
         env = base_env(DATA, RAGTUNE_GENERATOR__URL=url, **common)
         warm = DATA / "ask-warm.jsonl"
         warm.write_text(json.dumps({"question": "What is ragtune?"}) + "\n", encoding="utf-8")
-        ask_file(env, warm, 1)  # the engine's first request compiles; not part of either run
+        ask_file(env, warm, 1, url)  # the engine's first request compiles; in neither run
         for level in LEVELS:
             print(f"  ask --file, {len(asked)} questions, concurrency {level}", file=sys.stderr)
-            runs[str(level)] = ask_file(env, file, level)
+            runs[str(level)] = ask_file(env, file, level, url)
             print(f"  {runs[str(level)]}", file=sys.stderr, flush=True)
     results = {
         "machine": {
@@ -134,17 +151,18 @@ def ask_concurrency_section(results: dict) -> str:
         "",
         (
             "| --concurrency | answering s | whole command s | questions/s | x one at a time "
-            "| failed | mean answer chars |"
+            "| failed | prompt tokens/s | generated tokens/s |"
         ),
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     one = results["runs"]["1"]["questions_per_s"]
     for level in sorted(results["runs"], key=int):
         run = results["runs"][level]
         lines.append(
             f"| {level} | {run['batch_s']} | {run['process_s']} | {run['questions_per_s']} | "
-            f"{run['questions_per_s'] / one:.2f}x | {run['failed']} | "
-            f"{run['mean_answer_chars']} |"
+            f"{run['questions_per_s'] / one:.2f}x | {run['failed']} "
+            f"| {run['prompt_tokens'] / run['batch_s']:.0f} "
+            f"| {run['generated_tokens'] / run['batch_s']:.1f} |"
         )
     return "\n".join(lines)
 
