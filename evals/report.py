@@ -38,6 +38,38 @@ def report_paths(folder: Path) -> dict[str, Path]:
     }
 
 
+def plot_metric_intervals(
+    names: list[str], cells: dict[str, list[dict | None]], path: Path
+) -> Path:
+    """One bar chart per metric: each name's mean with its 95% interval as error bars.
+
+    ``cells`` maps a metric to one ``{"mean", "ci": [low, high]}`` per name (``None`` where
+    a name has no such score: no bar rather than 0). Writes a PNG to ``path`` and returns it.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = min(3, len(cells))
+    rows = (len(cells) + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
+    for axis, (metric, row) in zip(axes.flat, cells.items()):
+        means = [c["mean"] if c else float("nan") for c in row]
+        low = [max(c["mean"] - c["ci"][0], 0) if c and c["mean"] == c["mean"] else 0 for c in row]
+        high = [max(c["ci"][1] - c["mean"], 0) if c and c["mean"] == c["mean"] else 0 for c in row]
+        axis.bar(range(len(names)), means, yerr=[low, high], capsize=4, color="#4c72b0")
+        axis.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+        axis.set_title(f"{metric} (95% CI)", fontsize=10)
+        axis.grid(axis="y", alpha=0.3)
+    for axis in list(axes.flat)[len(cells) :]:
+        axis.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def _plots(
     summary: dict, results: list[ItemResult], metrics: tuple[str, ...], folder: Path
 ) -> list[Path]:
@@ -54,33 +86,8 @@ def _plots(
     ]
     paths = []
     if shown:
-        columns = min(3, len(shown))
-        rows = (len(shown) + columns - 1) // columns
-        fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
-        for axis, metric in zip(axes.flat, shown):
-            means, errors = [], [[], []]
-            for v in variants:
-                # a variant without this metric (no retrieval, say) gets no bar rather than 0
-                cell = summary["variants"][v]["metrics"].get(
-                    metric, {"mean": float("nan"), "ci": [float("nan")] * 2}
-                )
-                means.append(cell["mean"])
-                errors[0].append(
-                    max(cell["mean"] - cell["ci"][0], 0) if cell["mean"] == cell["mean"] else 0
-                )
-                errors[1].append(
-                    max(cell["ci"][1] - cell["mean"], 0) if cell["mean"] == cell["mean"] else 0
-                )
-            axis.bar(range(len(variants)), means, yerr=errors, capsize=4, color="#4c72b0")
-            axis.set_xticks(range(len(variants)), variants, rotation=30, ha="right", fontsize=8)
-            axis.set_title(f"{metric} (95% CI)", fontsize=10)
-            axis.grid(axis="y", alpha=0.3)
-        for axis in list(axes.flat)[len(shown) :]:
-            axis.axis("off")
-        fig.tight_layout()
-        paths.append(report_paths(folder)["metrics"])
-        fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
+        cells = {m: [summary["variants"][v]["metrics"].get(m) for v in variants] for m in shown}
+        paths.append(plot_metric_intervals(variants, cells, report_paths(folder)["metrics"]))
     latencies = [
         [r.scores["latency_s"] for r in results if r.variant == v and "latency_s" in r.scores]
         for v in variants

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from app.compare.measure import QUALITY
+from evals.report import plot_metric_intervals
 
 
 def plots(summary: dict[str, Any], folder: Path) -> list[Path]:
@@ -20,24 +21,8 @@ def plots(summary: dict[str, Any], folder: Path) -> list[Path]:
     paths: list[Path] = []
     shown = [m for m in QUALITY if any(m in r.get("metrics", {}) for r in arms.values())]
     if shown:
-        columns = min(3, len(shown))
-        rows = (len(shown) + columns - 1) // columns
-        fig, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, 3.3 * rows), squeeze=False)
-        for axis, metric in zip(axes.flat, shown):
-            cells = [arms[n].get("metrics", {}).get(metric) for n in names]
-            means = [c["mean"] if c else float("nan") for c in cells]
-            low = [max(c["mean"] - c["ci"][0], 0) if c else 0 for c in cells]
-            high = [max(c["ci"][1] - c["mean"], 0) if c else 0 for c in cells]
-            axis.bar(range(len(names)), means, yerr=[low, high], capsize=4, color="#4c72b0")
-            axis.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
-            axis.set_title(f"{metric} (95% CI)", fontsize=10)
-            axis.grid(axis="y", alpha=0.3)
-        for axis in list(axes.flat)[len(shown) :]:
-            axis.axis("off")
-        fig.tight_layout()
-        paths.append(folder / "quality.png")
-        fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
+        cells = {m: [arms[n].get("metrics", {}).get(m) for n in names] for m in shown}
+        paths.append(plot_metric_intervals(names, cells, folder / "quality.png"))
     if names:
         fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
         p50 = [arms[n]["cost"]["latency_p50_s"] or 0 for n in names]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 
 from app.models import pull_default_generator
@@ -159,3 +160,11 @@ def adapter(stack) -> str:
         )
         assert result.returncode == 0, result.stderr[-3000:]
     return "it-lora"
+
+
+@pytest.fixture
+def client(stack) -> openai.OpenAI:
+    """The official openai client on the stack's API (no key needed on loopback)."""
+    return openai.OpenAI(
+        base_url=f"{stack.app_url}/v1", api_key="unused-on-loopback", max_retries=0, timeout=300
+    )

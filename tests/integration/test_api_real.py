@@ -8,19 +8,11 @@ import re
 import time
 
 import httpx
-import openai
 import pytest
 
 pytestmark = pytest.mark.integration
 
 QUESTION = [{"role": "user", "content": "How do I ingest a folder of documents?"}]
-
-
-@pytest.fixture
-def client(stack) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=f"{stack.app_url}/v1", api_key="unused-on-loopback", max_retries=0, timeout=300
-    )
 
 
 def test_openai_client_chats_with_base_an_adapter_and_rag_streaming_and_not(client, adapter):

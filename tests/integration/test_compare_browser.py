@@ -5,41 +5,26 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 
 import pytest
 
 from tests.conftest import REPO
+from tests.integration.browser import open_page
+from tests.integration.browser import wait_text as _wait_text
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")
 def page(stack):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        page = browser.new_page(viewport={"width": 1400, "height": 1400})
-        page.goto(stack.app_url)
+    with open_page(stack.app_url, height=1400) as page:
         yield page
-        browser.close()
 
 
 def wait_text(locator, pattern: str, timeout_s: float) -> str:
-    """Poll a locator's visible text until it matches ``pattern``."""
-    deadline = time.monotonic() + timeout_s
-    text = ""
-    while time.monotonic() < deadline:
-        text = locator.inner_text()
-        if re.search(pattern, text):
-            return text
-        time.sleep(1)
-    raise AssertionError(f"{pattern!r} did not appear; last text: {text[-1500:]}")
+    """Poll a locator's visible text (each second) until it matches ``pattern``."""
+    return _wait_text(locator, pattern, timeout_s, poll_s=1)
 
 
 def test_a_small_study_runs_from_the_compare_tab_and_its_report_renders(stack, page, tmp_path):

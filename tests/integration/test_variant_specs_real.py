@@ -13,13 +13,6 @@ pytestmark = pytest.mark.integration
 QUESTION = [{"role": "user", "content": "How do I ingest a folder of documents?"}]
 
 
-@pytest.fixture
-def client(stack) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=f"{stack.app_url}/v1", api_key="unused-on-loopback", max_retries=0, timeout=300
-    )
-
-
 def test_the_api_answers_spec_models_and_names_a_bad_option(client):
     reply = client.chat.completions.create(
         model="rag:docs@k=2@retriever=bm25", messages=QUESTION, max_tokens=40, temperature=0

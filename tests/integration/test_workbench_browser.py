@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import time
 
@@ -13,35 +12,15 @@ import httpx
 import pytest
 
 from tests.conftest import REPO
+from tests.integration.browser import open_page, wait_text
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")
 def page(stack):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        page = browser.new_page(viewport={"width": 1400, "height": 1200})
-        page.goto(stack.app_url)
+    with open_page(stack.app_url) as page:
         yield page
-        browser.close()
-
-
-def wait_text(locator, pattern: str, timeout_s: float) -> str:
-    """Poll a locator's visible text until it matches ``pattern``."""
-    deadline = time.monotonic() + timeout_s
-    text = ""
-    while time.monotonic() < deadline:
-        text = locator.inner_text()
-        if re.search(pattern, text):
-            return text
-        time.sleep(0.5)
-    raise AssertionError(f"{pattern!r} did not appear; last text: {text[-1500:]}")
 
 
 def running_job(stack) -> dict:
