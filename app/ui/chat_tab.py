@@ -85,8 +85,15 @@ def build_chat_tab(
             label="Collection",
             allow_custom_value=True,
         )
-        retriever = gr.Radio(list(RETRIEVER_KINDS), value=chat.default_retriever, label="Retriever")
-        top_k = gr.Slider(1, 12, value=chat.prompting.top_k, step=1, label="Top-k sources")
+        kind, k = chat.retrieval_for(collection.value)
+        retriever = gr.Radio(list(RETRIEVER_KINDS), value=kind, label="Retriever")
+        top_k = gr.Slider(1, 12, value=k, step=1, label="Top-k sources")
+    # A collection tuned by `ragtune retrieval tune --apply` brings its own retriever and k.
+    collection.change(
+        lambda name: tuple(gr.update(value=v) for v in chat.retrieval_for(name or None)),
+        inputs=collection,
+        outputs=[retriever, top_k],
+    )
     with gr.Row():
         adapter = gr.Dropdown(
             ["base", *list_adapters()], value="base", label="Answer with (model or adapter)"

@@ -33,3 +33,30 @@ def test_few_shot_uses_configured_demonstrations(make_settings, embedder):
     chat = build_chat_service(settings, embedder=embedder)
     turn = chat.prepare("What is 2+2?", mode="few-shot")
     assert len(turn.messages) == 1 + 2 * 2 + 1 and not turn.sources
+
+
+def test_chat_tab_starts_from_a_collections_tuned_retriever_and_k(make_settings, embedder):
+    import gradio as gr
+
+    from app.ui.chat_tab import build_chat_tab
+    from indexing.collection import RetrievalChoice
+
+    settings = make_settings(generator={"mode": "fake"})
+    chat = build_chat_service(settings, embedder=embedder)
+    tuned = {"docs": RetrievalChoice(128, "bm25", "", None, 7)}
+    chat.tuned = tuned.get
+    with gr.Blocks() as demo:
+        build_chat_tab(chat, list_collections=lambda: ["docs", "other"])
+    labels = ("Retriever", "Top-k sources")
+    values = {c.label: c.value for c in demo.blocks.values() if getattr(c, "label", None) in labels}
+    assert values == {"Retriever": "bm25", "Top-k sources": 7}
+    (on_change,) = [
+        f.fn
+        for f in demo.fns.values()
+        if [getattr(o, "label", None) for o in f.outputs] == list(labels)
+    ]
+    assert [u["value"] for u in on_change("docs")] == ["bm25", 7]
+    assert [u["value"] for u in on_change("other")] == [
+        chat.default_retriever,
+        settings.prompting.top_k,
+    ]
