@@ -64,9 +64,12 @@ def compare(
     seed: Annotated[int, typer.Option(help="Seed of splits, sampling and training.")] = 0,
     as_json: JsonFlag = False,
 ) -> None:
-    """Build QA data from a collection, tune retrieval, train a LoRA and a RAFT LoRA, answer
-    the test split with every arm (zero-shot, few-shot, RAG, LoRA, RAG + LoRA, RAG +
-    RAFT-LoRA, plus --methods) and recommend one, with intervals, costs and forgetting.
+    """Which method wins on your documents: a study with intervals, costs and a pick.
+
+    Builds QA data from a collection, tunes retrieval, trains a LoRA and a RAFT LoRA,
+    answers the test split with every arm (zero-shot, few-shot, RAG, LoRA, RAG + LoRA,
+    RAG + RAFT-LoRA, plus --methods) and recommends one, with intervals, costs and
+    forgetting.
 
     Needs a running engine (`ragtune serve` or `ragtune engine`). The study lives in
     <data_dir>/compare/<name>/ and resumes: a finished stage is reused on a re-run, an
