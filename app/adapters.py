@@ -70,6 +70,7 @@ class AdapterService:
         self.vllm = vllm
         self.peft = peft
         self._served_by: dict[str, str] = {}  # adapters already made servable in this process
+        self._revisions: dict[str, int] = {}  # registry revision of each LoRA loaded from here
         self._loading = threading.Lock()
 
     def server_model(self) -> str:
@@ -82,8 +83,18 @@ class AdapterService:
         return [m for m in self.vllm.models() if m != self.vllm.served_name]
 
     def load(self, name: str, *, probe: bool = True) -> LoadResult:
-        """Make adapter ``name`` servable; refuses a base-model mismatch by name."""
-        if not probe and name in self._served_by and self.registry.exists(name):
+        """Make adapter ``name`` servable; refuses a base-model mismatch by name.
+
+        An adapter retrained under the same name (``--overwrite``) since this process
+        loaded it, or loaded into the engine by another process, is loaded again, so the
+        engine never serves stale weights under a current name.
+        """
+        if (
+            not probe
+            and name in self._served_by
+            and self.registry.exists(name)
+            and self._revisions.get(name) == self._revision(name)
+        ):
             return LoadResult(name, self.registry.get(name).kind, self._served_by[name])
         try:
             manifest = self.registry.get(name)
@@ -102,7 +113,14 @@ class AdapterService:
                 f"server runs {folder_name(server)!r}; refused"
             )
         with self._loading:  # concurrent first requests for one adapter load it once
-            if name not in self.loaded():
+            revision = self._revision(name)
+            if self._revisions.get(name) != revision:
+                with _refusals():
+                    if name in self.loaded():
+                        self.vllm.unload_lora(name)
+                    self.vllm.load_lora(name, str(self.registry.path(name).resolve()))
+                self._revisions[name] = revision
+            elif name not in self.loaded():
                 with _refusals():
                     self.vllm.load_lora(name, str(self.registry.path(name).resolve()))
         self._served_by[name] = VLLM
@@ -118,12 +136,19 @@ class AdapterService:
     def forget(self, name: str) -> None:
         """Drop what this process remembers about ``name`` being served (the engine restarted)."""
         self._served_by.pop(name, None)
+        self._revisions.pop(name, None)
 
     def unload(self, name: str) -> None:
         """Remove a LoRA adapter from the vLLM server."""
-        self._served_by.pop(name, None)
+        self.forget(name)
         with _refusals():
             self.vllm.unload_lora(name)
+
+    def _revision(self, name: str) -> int | None:
+        try:
+            return self.registry.revision(name)
+        except RegistryError:
+            return None
 
     def choices(self) -> list[str]:
         """Adapters a chat can answer with (not classifiers or reward models)."""

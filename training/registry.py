@@ -86,6 +86,14 @@ class AdapterRegistry:
         """True when a complete adapter ``name`` is registered."""
         return (self.path(name) / MANIFEST).exists()
 
+    def revision(self, name: str) -> int:
+        """A number that changes whenever ``name`` is committed again (``--overwrite``):
+        its manifest's modification time in ns; ``RegistryError`` if unknown."""
+        try:
+            return (self.path(name) / MANIFEST).stat().st_mtime_ns
+        except FileNotFoundError:
+            raise RegistryError(f"unknown adapter {name!r}") from None
+
     def get(self, name: str) -> Manifest:
         """The manifest of ``name``."""
         manifest = self.path(name) / MANIFEST

@@ -87,7 +87,7 @@ def build_services(settings: Settings, *, progress: bool = True) -> StudyService
     repo = Path(__file__).resolve().parents[2]
     store, embedder = build_store(settings), build_embedder(settings)
     registry = build_registry(settings)
-    generator, adapters = build_generator_and_adapters(settings, registry)
+    generator, _ = build_generator_and_adapters(settings, registry)
     datasets = dataset_store(settings)
     fake = settings.generator.mode == "fake"
     base_model = resolve_generator_model(settings.generator.model, settings.models_dir)
@@ -155,12 +155,6 @@ def build_services(settings: Settings, *, progress: bool = True) -> StudyService
         )
         return result.to_dict()
 
-    def fresh(manifest):
-        # A retrained adapter keeps its name; the engine would go on serving the old weights.
-        if adapters is not None and manifest.name in adapters.loaded():
-            adapters.unload(manifest.name)
-        return manifest
-
     def train_raft(args, collection, pairs, output, budget: Budget, retrieval):
         options = RaftOptions(
             oracle_share=budget.raft_oracle_share,
@@ -168,18 +162,16 @@ def build_services(settings: Settings, *, progress: bool = True) -> StudyService
             retriever=(retrieval or {}).get("retriever"),
             seed=args.seed,
         )
-        return fresh(
-            raft_trainer(
-                args,
-                answerer.chat(retrieval),
-                registry,
-                settings.runs_dir,
-                collection=collection,
-                pairs=pairs,
-                output=output,
-                options=options,
-                progress=progress,
-            )
+        return raft_trainer(
+            args,
+            answerer.chat(retrieval),
+            registry,
+            settings.runs_dir,
+            collection=collection,
+            pairs=pairs,
+            output=output,
+            options=options,
+            progress=progress,
         )
 
     return StudyServices(
@@ -189,7 +181,7 @@ def build_services(settings: Settings, *, progress: bool = True) -> StudyService
         import_pairs=import_pairs,
         read_pairs=read_pairs,
         tune=tune,
-        train=lambda args: fresh(train_sft(args, registry, settings.runs_dir)),
+        train=lambda args: train_sft(args, registry, settings.runs_dir),
         train_raft=train_raft,
         adapter_bytes=registry.size_bytes,
         answer=answerer.answer,

@@ -91,3 +91,52 @@ def test_the_engine_url_is_built_once_and_split_once(tmp_path, make_settings):
     engine = VLLMEngine(GeneratorSettings(port=8123), "m", tmp_path / "log")
     assert engine.url == engine.client.base_url == "http://127.0.0.1:8123/v1"
     assert generator_url(make_settings(generator={"port": 8123})) == engine.url
+
+
+class _Engine(VLLMGenerator):
+    """The engine's LoRA table in memory: what ``AdapterService`` loads and unloads."""
+
+    def __init__(self) -> None:
+        super().__init__(UNREACHABLE, "/m/base")
+        self.table: dict[str, str] = {}
+        self.calls: list[str] = []
+
+    def served_model(self) -> str:
+        return "/m/base"
+
+    def models(self) -> list[str]:
+        return [self.served_name, *self.table]
+
+    def load_lora(self, name: str, folder: str) -> None:
+        self.calls.append(f"load {name}")
+        self.table[name] = (Path(folder) / "weights").read_text()
+
+    def unload_lora(self, name: str) -> None:
+        self.calls.append(f"unload {name}")
+        del self.table[name]
+
+
+def _commit_lora(registry: AdapterRegistry, weights: str) -> None:
+    staging = registry.staging("x")
+    (staging / "weights").write_text(weights)
+    registry.commit(
+        staging,
+        Manifest(name="x", kind="lora", method="lora", base_model="/m/base"),
+        overwrite=True,
+    )
+
+
+def test_a_retrained_adapter_is_reloaded_so_the_engine_never_serves_old_weights(tmp_path):
+    registry = AdapterRegistry(tmp_path / "adapters")
+    _commit_lora(registry, "v1")
+    engine = _Engine()
+    service = AdapterService(registry, engine, PeftGenerator(registry))
+    service.load("x", probe=False)
+    service.load("x", probe=False)
+    assert engine.calls == ["load x"] and engine.table == {"x": "v1"}
+    _commit_lora(registry, "v2")  # `ragtune train ... --name x --overwrite`
+    service.load("x", probe=False)
+    assert engine.calls == ["load x", "unload x", "load x"] and engine.table == {"x": "v2"}
+    other = AdapterService(registry, engine, PeftGenerator(registry))  # another process
+    other.load("x", probe=False)
+    assert engine.table == {"x": "v2"} and engine.calls[-2:] == ["unload x", "load x"]
