@@ -29,7 +29,6 @@ from indexing.store import VectorStore
 from training.data import DatasetError
 from training.qa_dataset import (
     Dataset,
-    DatasetExists,
     DatasetManifest,
     DatasetStore,
     QAPair,
@@ -74,8 +73,7 @@ def synthesize_dataset(
     datasets = dataset_store(settings)
     if n < 1:
         raise SynthError(f"--n must be at least 1, not {n}")
-    if datasets.exists(name) and not overwrite:
-        raise DatasetExists(f"dataset {name!r} exists; pick another name or delete it first")
+    datasets.check_free(name, overwrite)
     chunks = _sample_chunks(settings, store, collection, n, seed)
     info = generator_info or writer_info(settings)
     outputs = generate_all(settings, generator, info, [c[1] for c in chunks], seed, progress)

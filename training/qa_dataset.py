@@ -180,6 +180,14 @@ class DatasetStore:
         self.get(name)
         shutil.rmtree(self.root / name)
 
+    def check_free(self, name: str, overwrite: bool = False) -> None:
+        """``DatasetExists`` (saying how to go on) when ``name`` is taken and not ``overwrite``."""
+        if self.exists(name) and not overwrite:
+            raise DatasetExists(
+                f"dataset {name!r} exists; give another --name, replace it with --overwrite, "
+                "or delete it first (`ragtune data delete`)"
+            )
+
     def save(
         self,
         manifest: DatasetManifest,
@@ -198,10 +206,7 @@ class DatasetStore:
         validate_dataset_name(manifest.name)
         if not pairs:
             raise DatasetError(f"dataset {manifest.name!r}: no pairs to save")
-        if self.exists(manifest.name) and not overwrite:
-            raise DatasetExists(
-                f"dataset {manifest.name!r} exists; pick another name or delete it first"
-            )
+        self.check_free(manifest.name, overwrite)
         splits = split_pairs(pairs, manifest.seed, fractions, self.near_duplicate_ratio)
         manifest.counts = {**manifest.counts, **{k: len(v) for k, v in splits.items()}}
         manifest.filters = {

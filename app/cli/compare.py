@@ -106,6 +106,7 @@ def compare(
         )
         if config.data and Path(config.data).is_file():
             config = StudyConfig(**{**config.to_dict(), "data": str(Path(config.data).resolve())})
+        config.check_inputs()
         study = Study.open(settings.compare_dir, config, restart=restart)
         with contextlib.redirect_stdout(sys.stderr):  # trainers print; --json owns stdout
             services = build_services(settings, progress=True)

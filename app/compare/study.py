@@ -73,6 +73,22 @@ class StudyConfig:
         if self.synth < 0:
             raise StudyError(f"--synth must be a positive number of pairs, not {self.synth}")
 
+    def check_inputs(self) -> None:
+        """Refuse, before a study is opened, inputs that no stage could use: an unknown
+        ``--methods`` entry, a ``--test`` file or a path-like ``--data`` that does not
+        exist. Raises ``StudyError`` naming the option."""
+        from app.compare.arms import trained_adapters
+
+        trained_adapters(self.name, self.methods)
+        if self.test_file and not Path(self.test_file).is_file():
+            raise StudyError(f"--test {self.test_file}: no such file")
+        looks_like_path = "/" in self.data or Path(self.data).suffix in {".jsonl", ".csv"}
+        if self.data and looks_like_path and not Path(self.data).is_file():
+            raise StudyError(
+                f"--data {self.data}: no such file (a dataset is named without a path; "
+                "`ragtune data list` shows them)"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         out = asdict(self)
@@ -148,7 +164,9 @@ class Study:
         """The study ``config.name`` under ``root``, created if new.
 
         An existing study resumes when ``config`` equals the stored one; otherwise
-        ``StudyConflict`` names the differences. ``restart`` discards an existing study.
+        ``StudyConflict`` names the differences, unless no stage of it has finished (a
+        run refused at its first stage, e.g. for leakage): then ``config`` replaces the
+        stored one. ``restart`` discards an existing study.
         """
         study = cls(root / config.name)
         if restart and study.folder.exists():
@@ -156,10 +174,17 @@ class Study:
             shutil.rmtree(study.folder)
             study.unlock()
         if study.state_path.exists():
-            stored = study.state().config
+            state = study.state()
             mine = config.to_dict()
-            changed = sorted(k for k in mine if stored.get(k) != mine[k])
-            if changed:
+            changed = sorted(k for k in mine if state.config.get(k) != mine[k])
+            if changed and not any(s.state == "done" for s in state.stages.values()):
+                study.lock()  # StudyConflict while another process runs it
+                try:
+                    study.save_state(StudyState(mine))
+                finally:
+                    study.unlock()
+            elif changed:
+                stored = state.config
                 raise StudyConflict(
                     f"study {config.name!r} exists with other settings ("
                     + ", ".join(f"{k}: {stored.get(k)!r} -> {mine[k]!r}" for k in changed)

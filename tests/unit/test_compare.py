@@ -314,7 +314,8 @@ def test_a_test_file_overlapping_the_training_data_is_refused_or_dropped(tmp_pat
     leaked = QAPair(trained["question"].replace("Which", "which") + " ", "x")  # a near-duplicate
     test = _write_pairs(tmp_path / "test.jsonl", [leaked, QAPair("What is new here?", "x")])
     with pytest.raises(LeakageError, match="1 test question"):
-        run(tmp_path, fakes, synth=0, data=str(data), test_file=str(test))
+        run(tmp_path, fakes, name="s2", synth=0, data=str(data), test_file=str(test))
+    # The refused study finished no stage: the advised --drop-overlap re-run takes its name.
     summary = run(
         tmp_path, fakes, name="s2", synth=0, data=str(data), test_file=str(test), drop_overlap=True
     )
@@ -337,6 +338,8 @@ def test_a_clean_test_file_is_used_and_bad_lines_are_named(tmp_path):
 
 def test_rerun_with_other_settings_is_refused_and_one_process_at_a_time(tmp_path):
     Study.open(tmp_path, config())
+    assert Study.open(tmp_path, config(seed=3)).config.seed == 3  # nothing done: replaced
+    Study.open(tmp_path, config()).finish("dataset", {})
     with pytest.raises(StudyConflict, match="budget"):
         Study.open(tmp_path, config(budget="standard"))
     assert Study.open(tmp_path, config(budget="standard"), restart=True).config.budget == "standard"
@@ -349,9 +352,16 @@ def test_rerun_with_other_settings_is_refused_and_one_process_at_a_time(tmp_path
     second.unlock()
 
 
-def test_bad_configurations_are_named():
+def test_bad_configurations_are_named(tmp_path):
     with pytest.raises(StudyError, match="--data D or --synth N"):
         StudyConfig("s", "docs")
+    with pytest.raises(StudyError, match="unknown method"):
+        StudyConfig("s", "docs", synth=5, methods=("sorcery",)).check_inputs()
+    with pytest.raises(StudyError, match="--test .*missing.jsonl: no such file"):
+        StudyConfig("s", "docs", synth=5, test_file=str(tmp_path / "missing.jsonl")).check_inputs()
+    with pytest.raises(StudyError, match="--data pairs/mine.jsonl: no such file"):
+        StudyConfig("s", "docs", data="pairs/mine.jsonl").check_inputs()
+    StudyConfig("s", "docs", data="my-dataset", methods=("ia3",)).check_inputs()
     with pytest.raises(StudyError, match="invalid study name"):
         StudyConfig("../up", "docs", synth=5)
     with pytest.raises(BudgetError, match="quick"):
