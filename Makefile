@@ -72,7 +72,8 @@ test-unit: install
 clean:
 	rm -rf $(VENV) .ragtune
 
-# About 25 minutes on two cores; writes benchmarks/results/ and the tables of docs/performance.md.
+# About 80 minutes on two cores (compare quick and standard: about 50); writes
+# benchmarks/results/ and the tables of docs/performance.md and docs/compare.md.
 bench: system-deps models
 	$(PIP) install -q "py-spy>=0.4"
 	$(BIN)/python -m benchmarks.serving
@@ -80,4 +81,5 @@ bench: system-deps models
 	$(BIN)/python -m benchmarks.training_speed
 	$(BIN)/python -m benchmarks.retrieval
 	$(BIN)/python -m benchmarks.ask_concurrency
+	$(BIN)/python -m benchmarks.compare_stages
 	$(BIN)/python -m benchmarks.report

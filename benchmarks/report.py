@@ -109,6 +109,12 @@ def _ask_concurrency_section(results: dict) -> str:
     return ask_concurrency_section(results)
 
 
+def _compare_stages_section(results: dict) -> str:
+    from benchmarks.compare_stages import compare_stages_section
+
+    return compare_stages_section(results)
+
+
 # benchmark name -> (document holding its section, renderer)
 SECTIONS = {
     "retrieval": (PERFORMANCE, retrieval_section),
@@ -117,6 +123,7 @@ SECTIONS = {
     "worker_spin": (PERFORMANCE, _worker_spin_section),
     "ask_concurrency": (PERFORMANCE, _ask_concurrency_section),
     "rlhf": (REPO / "docs/rlhf.md", _rlhf_section),
+    "compare_stages": (REPO / "docs/compare.md", _compare_stages_section),
 }
 
 
