@@ -58,7 +58,6 @@ class Budget:
         768, "Tokens per training example (RAFT raises it to its longest example)."
     )
     lora_r: int = knob(8, "LoRA rank of the LoRA and RAFT adapters.")
-    raft_distractors: int = knob(3, "Distractor chunks in each RAFT example.")
     raft_oracle_share: float = knob(0.8, "Share of RAFT examples that contain the oracle chunk.")
     perplexity_check: bool = knob(
         False,

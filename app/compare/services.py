@@ -61,12 +61,6 @@ class StudyServices:
     general_suite: Suite
 
 
-def raft_distractors(budget: Budget, retrieval: dict[str, Any] | None) -> int:
-    """Distractors per RAFT example: k - 1 of the RAG arms' retrieval, so that the adapter
-    trains on as many sources as it is served with; the budget's number without tuning."""
-    return max(0, int(retrieval["k"]) - 1) if retrieval else budget.raft_distractors
-
-
 def build_services(settings: Settings, *, progress: bool = True) -> StudyServices:
     """The real pieces: the configured generator (vLLM), store, embedder and registry."""
     from app.compare.answering import ArmAnswerer, chat_template_counter, word_count
@@ -156,15 +150,18 @@ def build_services(settings: Settings, *, progress: bool = True) -> StudyService
         return result.to_dict()
 
     def train_raft(args, collection, pairs, output, budget: Budget, retrieval):
+        # As many sources per example as the RAG arms retrieve (k - 1 distractors + oracle).
+        chat = answerer.chat(retrieval)
+        retriever, k = chat.retrieval_for(collection)
         options = RaftOptions(
             oracle_share=budget.raft_oracle_share,
-            distractors=raft_distractors(budget, retrieval),
-            retriever=(retrieval or {}).get("retriever"),
+            distractors=max(k - 1, 0),
+            retriever=retriever,
             seed=args.seed,
         )
         return raft_trainer(
             args,
-            answerer.chat(retrieval),
+            chat,
             registry,
             settings.runs_dir,
             collection=collection,
