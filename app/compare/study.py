@@ -280,6 +280,15 @@ class Study:
             ) from None
         self._lock = handle
 
+    def is_running(self) -> bool:
+        """True while a process holds the study's lock (runs it)."""
+        try:
+            self.lock()
+        except StudyConflict:
+            return True
+        self.unlock()
+        return False
+
     def unlock(self) -> None:
         """Release the lock taken by ``lock``."""
         if self._lock is not None:

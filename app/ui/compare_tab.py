@@ -17,7 +17,9 @@ from pathlib import Path
 import gradio as gr
 
 from app.compare.budget import BUDGETS
-from app.compare.study import Study, StudyError, default_study_name, list_studies
+from app.compare.report import report_stage
+from app.compare.stages import plan
+from app.compare.study import StageState, Study, StudyError, default_study_name, list_studies
 from app.jobs import RAGTUNE, JobStore
 from app.settings import Settings
 from app.ui.errors import warning
@@ -79,21 +81,32 @@ def submit_study(
 
 
 def stage_table(study: Study) -> str:
-    """The study's stages as a Markdown table (state and seconds), with a count of done ones."""
+    """Every planned stage as a Markdown table (state and seconds), with a count of done
+    ones; a stage left ``running`` by a process that is gone (cancelled, killed) shows as
+    stopped."""
     if not study.state_path.exists():
         return "Waiting for the study to start…"
     stages = study.state().stages
+    try:
+        names = [s.name for s in plan(study.config, report_stage)]
+    except RagtuneError:
+        names = []
+    names += [n for n in stages if n not in names]
+    live = study.is_running()
     done = sum(1 for s in stages.values() if s.state == "done")
     lines = [
-        f"Stages done: {done} of {len(stages)} started",
+        f"Stages done: {done} of {len(names)}",
         "",
         "| stage | state | seconds |",
         "| --- | --- | --- |",
     ]
-    for name, stage in stages.items():
+    for name in names:
+        stage = stages.get(name, StageState())
         state = stage.state + (f": {stage.error}" if stage.error else "")
         seconds = f"{stage.seconds:.1f}" if stage.seconds is not None else ""
-        if stage.state == "running" and stage.started:
+        if stage.state == "running" and not live:
+            state, seconds = "stopped (run the study again to resume)", ""
+        elif stage.state == "running" and stage.started:
             seconds = f"{time.time() - stage.started:.0f} so far"
         lines.append(f"| {name} | {state} | {seconds} |")
     return "\n".join(lines)

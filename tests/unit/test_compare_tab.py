@@ -68,7 +68,13 @@ def test_missing_inputs_are_named_before_anything_is_queued(make_settings):
 def test_stage_progress_the_report_and_past_studies_come_from_the_study_folder(tmp_path):
     root = tmp_path / "compare"
     study = Study.open(root, config())
-    assert "Stages done: 0" in stage_table(study) and report_html(study) == ""
+    assert "Stages done: 0 of 14" in stage_table(study) and report_html(study) == ""
+    assert "| train-raft | pending |" in stage_table(study)
+    study.mark("dataset", "running")  # and the process is gone (cancelled or killed)
+    assert "| dataset | stopped (run the study again to resume) |" in stage_table(study)
+    study.lock()  # a live run
+    assert "| dataset | running |" in stage_table(study)
+    study.unlock()
     run_study(study, Fakes(tmp_path).services())
     table = stage_table(study)
     assert "| answer-rag+raft | done |" in table and "Stages done: 14" in table
