@@ -78,23 +78,29 @@ def synthesize_dataset(
     info = generator_info or writer_info(settings)
     outputs = generate_all(settings, generator, info, [c[1] for c in chunks], seed, progress)
     dropped: Counter = Counter()
+    rejects: list[dict[str, Any]] = []  # dropped.jsonl: what was dropped and why
     candidates, origins = [], []
     for (chunk_id, text, source), output in zip(chunks, outputs):
-        if isinstance(output, Exception):
-            dropped["generator_error"] += 1
-        elif (pair := parse_pair(output)) is None:
-            dropped["malformed"] += 1
+        if isinstance(output, Exception) or (pair := parse_pair(output)) is None:
+            why = "generator_error" if isinstance(output, Exception) else "malformed"
+            dropped[why] += 1
+            rejects.append({"reason": why, "output": str(output)[:500], "source": source})
         else:
             candidates.append(Candidate(pair[0], pair[1], text))
             origins.append((chunk_id, text, source))
     tokenizer = Bm25Tokenizer(settings.indexing.bm25_language)
-    kept_at, filtered = QAFilter(settings.synth.filters, embedder, tokenizer).apply(candidates)
-    dropped.update(filtered)
+    verdicts = QAFilter(settings.synth.filters, embedder, tokenizer).judge(candidates)
     pairs = []
-    for i in kept_at:
-        chunk_id, text, source = origins[i]
-        question, answer = candidates[i].question, candidates[i].answer
-        pairs.append(QAPair(question, answer, source=source, chunk_id=chunk_id, chunk=text))
+    for candidate, (chunk_id, text, source), why in zip(candidates, origins, verdicts):
+        question, answer = candidate.question, candidate.answer
+        if why is None:
+            pairs.append(QAPair(question, answer, source=source, chunk_id=chunk_id, chunk=text))
+        else:
+            dropped[why] += 1
+            rejects.append(
+                {"reason": why, "question": question, "answer": answer, "source": source}
+                | {"chunk_id": chunk_id}
+            )
     counts = {
         "generated": n,
         "kept": len(pairs),
@@ -120,7 +126,7 @@ def synthesize_dataset(
         },
         counts=counts,
     )
-    dataset = datasets.save(manifest, pairs, overwrite=overwrite)
+    dataset = datasets.save(manifest, pairs, overwrite=overwrite, dropped=rejects)
     seconds = round(time.monotonic() - started, 1)
     return dataset, {**dataset.manifest.counts, "keep_rate": len(pairs) / n, "seconds": seconds}
 

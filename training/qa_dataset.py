@@ -30,6 +30,7 @@ from training.qa_filters import near_duplicate_groups
 
 SPLITS = ("train", "dev", "test")
 MANIFEST = "manifest.json"
+DROPPED = "dropped.jsonl"  # synthesised pairs the filters dropped, each with its reason
 FRACTIONS = (0.8, 0.1, 0.1)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _ALIASES = {"reference": "answer"}  # a QA suite line's field names work too
@@ -195,10 +196,12 @@ class DatasetStore:
         *,
         fractions: tuple[float, float, float] = FRACTIONS,
         overwrite: bool = False,
+        dropped: list[dict[str, Any]] | None = None,
     ) -> Dataset:
         """Split ``pairs`` with ``manifest.seed`` and write the dataset folder atomically.
 
-        ``fractions`` are the train/dev/test shares. Adds the split sizes to
+        ``fractions`` are the train/dev/test shares; ``dropped`` (records with a
+        ``reason``) is written as ``dropped.jsonl`` for inspection. Adds the split sizes to
         ``manifest.counts`` and the split settings to ``manifest.filters``. Raises
         ``DatasetExists`` when the name is taken (unless ``overwrite``) and ``DatasetError``
         for an invalid name, no pairs or bad fractions.
@@ -224,6 +227,9 @@ class DatasetStore:
             for split, members in splits.items():
                 lines = [json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in members]
                 (staging / f"{split}.jsonl").write_text("".join(lines), encoding="utf-8")
+            if dropped:
+                lines = [json.dumps(d, ensure_ascii=False) + "\n" for d in dropped]
+                (staging / DROPPED).write_text("".join(lines), encoding="utf-8")
             text = json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False)
             (staging / MANIFEST).write_text(text, encoding="utf-8")
             target = self.root / manifest.name

@@ -172,21 +172,21 @@ class QAFilter:
 
     def apply(self, pairs: list[Candidate]) -> tuple[list[int], Counter]:
         """Indices of the kept pairs (in input order) and the drops counted by reason."""
-        dropped: Counter = Counter()
-        passing = []
-        for index, pair in enumerate(pairs):
-            why = self.reason(pair)
-            if why:
-                dropped[why] += 1
-            else:
-                passing.append(index)
+        verdicts = self.judge(pairs)
+        kept = [i for i, why in enumerate(verdicts) if why is None]
+        return kept, Counter(why for why in verdicts if why is not None)
+
+    def judge(self, pairs: list[Candidate]) -> list[str | None]:
+        """Each pair's drop reason (``DROP_REASONS``), or None when it is kept; a pair is
+        a near-duplicate of an earlier kept one."""
+        verdicts: list[str | None] = [self.reason(pair) for pair in pairs]
+        passing = [i for i, why in enumerate(verdicts) if why is None]
         similar = self._similarities([pairs[i] for i in passing])
-        kept: list[int] = []
         kept_questions: list[str] = []
         for index, similarity in zip(passing, similar):
             question = pairs[index].question
             if similarity < self.settings.min_similarity:
-                dropped["unsupported"] += 1
+                verdicts[index] = "unsupported"
             elif kept_questions and process.extractOne(
                 question,
                 kept_questions,
@@ -194,11 +194,10 @@ class QAFilter:
                 processor=FUZZY,
                 score_cutoff=self.settings.near_duplicate_ratio,
             ):
-                dropped["near_duplicate"] += 1
+                verdicts[index] = "near_duplicate"
             else:
-                kept.append(index)
                 kept_questions.append(question)
-        return kept, dropped
+        return verdicts
 
     def _similarities(self, pairs: list[Candidate]) -> list[float]:
         """Cosine of each pair's 'question answer' to its chunk (1.0 each when the check is off)."""

@@ -172,6 +172,7 @@ def show(
 ) -> None:
     """A dataset's manifest (origin, generator, filters, counts) and a few example pairs."""
     from app.synth import dataset_store
+    from training.qa_dataset import DROPPED
 
     with user_errors():
         dataset = dataset_store(load_cli_settings()).get(name)
@@ -191,6 +192,8 @@ def show(
             typer.echo(f"{key}:")
             for field, value in manifest[key].items():
                 typer.echo(f"  {field:<26} {value}")
+    if (dataset.folder / DROPPED).exists():
+        typer.echo(f"{'dropped':<12} {dataset.folder / DROPPED} (each with its reason)")
     for pair in shown:
         typer.echo(f"\nQ: {pair.question}\nA: {pair.answer}")
         if pair.source:

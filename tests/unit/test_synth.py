@@ -134,6 +134,11 @@ def test_counts_every_drop_by_reason_and_records_the_source(settings):
         "near_duplicate": 1,
     }
     assert counts["kept"] + sum(counts["dropped"].values()) == counts["generated"]
+    rejects = [json.loads(line) for line in (dataset.folder / "dropped.jsonl").open()]
+    assert sorted(r["reason"] for r in rejects) == sorted(
+        k for k, v in counts["dropped"].items() for _ in range(v)
+    )
+    assert all(r["source"].startswith("docs/") for r in rejects)
     (pair,) = [p for split in dataset.pairs().values() for p in split]
     assert pair.question in (REPLIES["alpha"]["question"], REPLIES["echo"]["question"])
     marker = "alpha" if pair.answer == "in May" else "echo"
