@@ -227,6 +227,11 @@ class Settings(BaseSettings):
     variants_file: Path = Field(
         Path("configs/variants.yaml"), description="Variants for A/B, evals and the API."
     )
+    benchmarks_dir: Path = Field(
+        Path("../shared/data/benchmarks"),
+        description="Folder of the offline benchmark files (`ragtune eval bench`), read in place "
+        "(env: RAGTUNE_BENCHMARKS_DIR).",
+    )
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     indexing: IndexingSettings = Field(default_factory=IndexingSettings)
@@ -408,4 +413,5 @@ def load_settings(**overrides: Any) -> Settings:
     settings.vector_store.path = _resolve(settings.vector_store.path, base)
     settings.adapters_dir = _resolve(settings.adapters_dir, base)
     settings.variants_file = _resolve(settings.variants_file, base)
+    settings.benchmarks_dir = _resolve(settings.benchmarks_dir, base)
     return settings

@@ -8,11 +8,13 @@ from typing import Annotated
 import typer
 from tqdm import tqdm
 
+from app.cli.bench import bench
 from app.cli.common import CollectionOption, JsonFlag, emit_json, load_cli_settings
 from app.cli.errors import fail, user_errors
 from evals.concurrency import DEFAULT_CONCURRENCY
 
 eval_cli = typer.Typer(help="Evaluate retrieval and answers.", no_args_is_help=True)
+eval_cli.command("bench")(bench)
 
 
 @eval_cli.command("retrieval")

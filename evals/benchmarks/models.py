@@ -1,0 +1,59 @@
+"""Load the model a benchmark run scores: a base model, a registry adapter, or a full model.
+
+Adapters load as the transformers + peft generator loads them (``PeftModel`` on the
+adapter's base; whole-model kinds as complete models), in float32 and eval mode.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from evals.benchmarks.tasks import BenchmarkError
+from training.methods import SCORING_KINDS, WHOLE_MODEL_KINDS
+from training.registry import AdapterRegistry
+
+
+def check_base(adapter: str, trained_on: str, base: str) -> None:
+    """Refuse an adapter trained on another base (compared by folder name or hub id, as the
+    adapter service compares them)."""
+    if Path(trained_on.rstrip("/")).name != Path(base.rstrip("/")).name:
+        raise BenchmarkError(
+            f"adapter {adapter!r} was trained on {trained_on!r}, not on the base being scored "
+            f"({base!r}); pass --model {trained_on} to score it on its own base"
+        )
+
+
+def load_scoring_model(
+    base: str, *, registry: AdapterRegistry | None = None, adapter: str | None = None
+) -> tuple[object, object, dict]:
+    """(model, tokenizer, description) for ``base`` (folder or hub id) or ``adapter`` on it.
+
+    The description (model, adapter, kind, dtype) goes into the result's ``config``.
+    Raises ``BenchmarkError`` for a scoring-only adapter or one trained on another base,
+    ``training.registry.RegistryError`` for an unknown adapter.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    describe = {"model": base, "adapter": None, "adapter_kind": None, "dtype": "float32"}
+    if adapter is None:
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        return model.eval(), tokenizer, describe
+    assert registry is not None, "an adapter needs the registry"
+    manifest = registry.get(adapter)
+    if manifest.kind in SCORING_KINDS:
+        raise BenchmarkError(SCORING_KINDS[manifest.kind].format(name=adapter))
+    check_base(adapter, manifest.base_model, base)
+    folder = registry.path(adapter)
+    describe.update(adapter=adapter, adapter_kind=manifest.kind, adapter_path=str(folder))
+    if manifest.kind in WHOLE_MODEL_KINDS:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        describe["model"] = str(folder)
+        return model.eval(), tokenizer, describe
+    from peft import PeftModel
+
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    model = PeftModel.from_pretrained(model, folder)
+    return model.eval(), AutoTokenizer.from_pretrained(base), describe
