@@ -122,6 +122,10 @@ class TrainArgs:
     resume: bool = arg(False, "Resume from the last checkpoint of a run with the same name.")
     overwrite: bool = arg(False, "Replace an existing adapter of the same name.")
 
+    def problems(self) -> list[str]:
+        """Mistakes no single field's range shows (subclasses add theirs); none here."""
+        return []
+
 
 @dataclass
 class SFTArgs(LoraOptions, TrainArgs):
@@ -130,7 +134,35 @@ class SFTArgs(LoraOptions, TrainArgs):
     method: str = arg("lora", "Adaptation method.", choices=tuple(SFT_METHODS))
     lora_dropout: float = same_as(LoraOptions, "lora_dropout", 0.05)  # SFT: 0.05, RLHF: 0.0
     num_virtual_tokens: int = arg(
-        16, "Learned tokens for prefix and prompt tuning.", low=1, high=512
+        16, "Learned tokens for prefix, prompt and p-tuning.", low=1, high=512
+    )
+    ptuning_encoder: str = arg(
+        "mlp", "P-tuning: the encoder that produces the prompt embeddings.", choices=("mlp", "lstm")
+    )
+    ptuning_hidden_size: int = arg(
+        0, "P-tuning: hidden size of the prompt encoder (0: the model's).", low=0, high=16384
+    )
+    adapter_placement: str = arg(
+        "houlsby",
+        "Adapter layers (bottleneck): 'houlsby' after attention and feed-forward, 'pfeiffer' "
+        "after feed-forward only.",
+        choices=("houlsby", "pfeiffer"),
+    )
+    adapter_reduction_factor: int = arg(
+        16,
+        "Adapter layers: bottleneck size = hidden size / this (16: 576 -> 36 on SmolLM2).",
+        low=1,
+        high=4096,
+    )
+    adapter_non_linearity: str = arg(
+        "relu", "Adapter layers: the nonlinearity.", choices=("relu", "gelu", "silu", "tanh")
+    )
+    top_blocks: int = arg(
+        2,
+        "top-blocks: how many of the last transformer blocks are trained (at most the "
+        "model's; SmolLM2-135M has 30).",
+        low=1,
+        high=1024,
     )
     forgetting_check: bool = arg(True, "Score base and tuned model on the general set afterwards.")
     forgetting_task: str = arg(
@@ -138,6 +170,13 @@ class SFTArgs(LoraOptions, TrainArgs):
         "Labeled sentiment file for the prompted-accuracy part of the check.",
     )
     forgetting_rows: int = arg(64, "Rows of the sentiment file scored.", low=1, high=100_000)
+
+    def problems(self) -> list[str]:
+        """Method-specific mistakes: ``resume`` with a method that cannot resume."""
+        method = SFT_METHODS.get(self.method)
+        if self.resume and method is not None and method.no_resume:
+            return [f"resume is not supported for method={self.method!r}: {method.no_resume}"]
+        return []
 
 
 @dataclass
@@ -252,6 +291,7 @@ def validate(args: TrainArgs) -> TrainArgs:
         problems.append("name is required")
     if not args.dataset:
         problems.append("dataset is required")
+    problems += args.problems()
     if problems:
         raise ConfigError("; ".join(problems))
     return args

@@ -1,9 +1,12 @@
-"""The adaptation methods and the adapter kinds they make: adding a method touches only this file.
+"""The adaptation methods and the adapter kinds they make: adding a method starts here
+(its options, if any, are fields of ``training.config.SFTArgs``).
 
 Each SFT method names a peft config builder (``None`` for full finetuning, saved as a
 complete model), the manifest ``kind`` of what it trains and where that kind is served:
-vLLM hot-loads ``lora``; ``prefix``, ``prompt``, ``ia3`` and ``full`` go to the
-transformers + peft generator. The classifier trainer writes ``classifier`` adapters and
+vLLM hot-loads ``lora``; every other kind (``ia3``, ``prefix``, ``prompt``, ``ptuning``,
+``bottleneck``, ``bitfit``, ``layernorm``, ``top-blocks``, ``full``) goes to the
+transformers + peft generator. Methods peft lacks, or builds only with care, live in
+``training.peft_methods``. The classifier trainer writes ``classifier`` adapters and
 the reward trainer ``reward`` ones, which only score; DPO and PPO write ``lora``
 policies. Everything else reads these tables: the ``method`` choices of
 ``training.config``, ``ragtune train methods``, the Train tab, the registry's list of
@@ -32,6 +35,7 @@ class SFTMethod:
     served_by: str
     description: str
     peft_config: Callable[[SFTArgs], Any] | None
+    no_resume: str = ""  # why ``--resume`` is refused for this method ("" = it resumes)
 
 
 def _lora(args: SFTArgs):
@@ -69,6 +73,46 @@ def _prompt(args: SFTArgs):
     )
 
 
+def _ptuning(args: SFTArgs):
+    from peft import PromptEncoderConfig, TaskType
+
+    return PromptEncoderConfig(
+        task_type=TaskType.CAUSAL_LM,
+        num_virtual_tokens=args.num_virtual_tokens,
+        encoder_reparameterization_type=args.ptuning_encoder.upper(),
+        encoder_hidden_size=args.ptuning_hidden_size or None,  # None: the model's hidden size
+    )
+
+
+def _bottleneck(args: SFTArgs):
+    from training.peft_methods.bottleneck import BottleneckConfig
+
+    return BottleneckConfig(
+        task_type="CAUSAL_LM",
+        placement=args.adapter_placement,
+        reduction_factor=args.adapter_reduction_factor,
+        non_linearity=args.adapter_non_linearity,
+    )
+
+
+def _bitfit(args: SFTArgs):
+    from training.peft_methods.selective import bitfit_config
+
+    return bitfit_config(args)
+
+
+def _layernorm(args: SFTArgs):
+    from training.peft_methods.selective import layernorm_config
+
+    return layernorm_config(args)
+
+
+def _top_blocks(args: SFTArgs):
+    from training.peft_methods.selective import top_blocks_config
+
+    return top_blocks_config(args)
+
+
 SFT_METHODS: dict[str, SFTMethod] = {
     m.name: m
     for m in (
@@ -85,6 +129,43 @@ SFT_METHODS: dict[str, SFTMethod] = {
         SFTMethod("prefix", "prefix", PEFT, "Learned key/value prefixes at every layer.", _prefix),
         SFTMethod(
             "prompt", "prompt", PEFT, "Learned soft-prompt embeddings before the input.", _prompt
+        ),
+        SFTMethod(
+            "ptuning",
+            "ptuning",
+            PEFT,
+            "P-tuning: soft-prompt embeddings produced by a small trained MLP/LSTM encoder.",
+            _ptuning,
+            # the Trainer's resume loads the saved (encoded) prompt into the encoder's input
+            no_resume="a checkpoint holds the encoded prompt, not its encoder; retrain instead",
+        ),
+        SFTMethod(
+            "bottleneck",
+            "bottleneck",
+            PEFT,
+            "Adapter layers (Houlsby): small down/up projections after attention and FFN.",
+            _bottleneck,
+        ),
+        SFTMethod(
+            "bitfit",
+            "bitfit",
+            PEFT,
+            "Bias terms only (BitFit); bias-less models (SmolLM2) get new zero-init biases.",
+            _bitfit,
+        ),
+        SFTMethod(
+            "layernorm",
+            "layernorm",
+            PEFT,
+            "Normalisation (LayerNorm/RMSNorm) weights only.",
+            _layernorm,
+        ),
+        SFTMethod(
+            "top-blocks",
+            "top-blocks",
+            PEFT,
+            "The last N transformer blocks (and the final norm) trained in full.",
+            _top_blocks,
         ),
         SFTMethod("full", "full", PEFT, "All weights trained; saved as a complete model.", None),
     )

@@ -1,7 +1,9 @@
 """Generator for the kinds ``training.methods`` serves with transformers + peft (``PEFT``).
 
-Those are the adapters vLLM cannot serve: prompt, prefix and IA3 adapters, and full
-finetunes (``WHOLE_MODEL_KINDS``, loaded as complete models).
+Those are the adapters vLLM cannot serve: prompt, prefix, p-tuning, IA3, adapter-layer
+(bottleneck), BitFit, LayerNorm and top-blocks adapters, loaded onto their base model
+through ``training.peft_methods.load_peft_model`` (which registers ragtune's own peft
+methods first), and full finetunes (``WHOLE_MODEL_KINDS``, loaded as complete models).
 
 Runs transformers + peft in this process, one adapter resident at a time (loading is
 the slow part; switching is rare). Streaming uses transformers' TextIteratorStreamer
@@ -44,15 +46,27 @@ class PeftGenerator:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        folder = self.registry.path(manifest.name)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        if manifest.kind in WHOLE_MODEL_KINDS:
-            model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-        else:
-            from peft import PeftModel
+        from training.peft_methods import load_peft_model
 
-            base = AutoModelForCausalLM.from_pretrained(manifest.base_model, dtype=torch.float32)
-            model = PeftModel.from_pretrained(base, folder)
+        folder = self.registry.path(manifest.name)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            if manifest.kind in WHOLE_MODEL_KINDS:
+                model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+            else:
+                base = AutoModelForCausalLM.from_pretrained(
+                    manifest.base_model, dtype=torch.float32
+                )
+                model = load_peft_model(base, folder)
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            # a missing base, or weights of another shape: the adapter fits another base model
+            lines = str(exc).strip().splitlines() or [type(exc).__name__]
+            reason = next((line for line in lines if "size mismatch" in line), lines[0])
+            raise GeneratorError(
+                f"adapter {manifest.name!r} ({manifest.kind}) cannot be loaded onto its base "
+                f"model {manifest.base_model!r}; was it trained on another base? "
+                f"{reason.strip()[:300]}"
+            ) from None
         model.eval()
         self._loaded = (manifest.name, model, tokenizer)
         return model, tokenizer
