@@ -171,7 +171,7 @@ def sft(
     set_: SetOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Instruction tuning with lora, ia3, prefix, prompt or full finetuning.
+    """Instruction tuning with any method `ragtune train methods` lists (lora, ia3, ...).
 
     Data: JSONL lines of {"messages": [...]} or {"instruction", "input", "output"}.
 
@@ -378,7 +378,7 @@ def methods(as_json: JsonFlag = False) -> None:
     for task, entries in rows.items():
         typer.echo(f"ragtune train {task}" + (" --method ..." if len(entries) > 1 else ""))
         for method_name, description in entries.items():
-            typer.echo(f"  {method_name:<9} {description}")
+            typer.echo(f"  {method_name:<10} {description}")
 
 
 @train_cli.command("compare-classifiers")
