@@ -133,27 +133,36 @@ def lm_eval_tasks(family: str, data_dir: Path, limit: int | None, folder: Path) 
 
 def run_lm_eval(model_dir: str, adapter_dir: str | None, tasks: list[dict], cache: Path) -> dict:
     """Per-task lists of per-item acc and acc_norm from lm-eval's HF backend (offline)."""
-    os.environ.update(
-        HF_HUB_OFFLINE="1",
-        HF_DATASETS_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        HF_DATASETS_CACHE=str(cache),
-    )
-    import lm_eval
-    from lm_eval.tasks import TaskManager
+    offline = {
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_DATASETS_CACHE": str(cache),  # the json builder's arrow cache, not ~/.cache
+    }
+    saved = {k: os.environ.get(k) for k in offline}
+    os.environ.update(offline)
+    try:
+        import lm_eval
+        from lm_eval.tasks import TaskManager
 
-    args = {"pretrained": model_dir, "dtype": "float32"}
-    if adapter_dir:
-        args["peft"] = adapter_dir
-    result = lm_eval.simple_evaluate(
-        model="hf",
-        model_args=args,
-        device="cpu",
-        batch_size=16,
-        tasks=tasks,
-        task_manager=TaskManager(include_defaults=False),
-        log_samples=True,
-    )
+        args = {"pretrained": model_dir, "dtype": "float32"}
+        if adapter_dir:
+            args["peft"] = adapter_dir
+        result = lm_eval.simple_evaluate(
+            model="hf",
+            model_args=args,
+            device="cpu",
+            batch_size=16,
+            tasks=tasks,
+            task_manager=TaskManager(include_defaults=False),
+            log_samples=True,
+        )
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return {
         name: {
             m: [s[m] for s in sorted(samples, key=lambda s: s["doc_id"])]

@@ -47,14 +47,13 @@ def loglikelihoods(
     *,
     batch_size: int = 16,
     max_batch_tokens: int = 8192,
-    max_logit_rows: int = 2048,
     on_forward: Callable[[int], None] | None = None,
 ) -> list[float]:
     """Sum of log P(continuation tokens | context) for each (context, continuation) request.
 
     ``model`` is a causal LM (transformers or peft) in eval mode; ``tokenizer`` its
-    tokenizer. A batch holds at most ``batch_size`` rows, ``max_batch_tokens`` padded
-    tokens and ``max_logit_rows`` rows x kept positions of vocabulary logits (memory).
+    tokenizer. A batch holds at most ``batch_size`` rows and ``max_batch_tokens`` padded
+    tokens.
     ``on_forward(n)`` is called after each batch with the number of requests it scored.
     Returns one float (natural log) per request, in request order.
     """
@@ -74,53 +73,61 @@ def loglikelihoods(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     start = 0
     while start < len(inputs):
-        batch = _next_batch(inputs, start, encoded, by_input, batch_size, max_batch_tokens)
-        batch, keep = _fit_logits(batch, encoded, by_input, max_logit_rows)
-        width = len(batch[0])
-        ids = torch.full((len(batch), width), pad, dtype=torch.long, device=device)
+        batch = _next_batch(inputs, start, batch_size, max_batch_tokens)
+        ids = torch.full((len(batch), len(batch[0])), pad, dtype=torch.long, device=device)
         for row, inp in enumerate(batch):
             ids[row, : len(inp)] = torch.tensor(inp, dtype=torch.long)
-        with torch.no_grad():
-            logits = _forward(model, ids, keep)
-        logp = F.log_softmax(logits.float(), dim=-1)  # [rows, keep, vocab]
-        scored = 0
+        wanted = []  # (row, first position, request index)
         for row, inp in enumerate(batch):
             for index in by_input[inp]:
-                cont = encoded[index].cont
-                first = keep - (width - len(inp)) - len(cont)
-                picked = logp[row, first : first + len(cont)]
-                target = torch.tensor(cont, device=device)[:, None]
-                results[index] = float(picked.gather(1, target).sum())
-                scored += 1
+                wanted.append((row, len(inp) - len(encoded[index].cont), index))
+        with torch.no_grad():
+            logits = _logits_at(model, ids, wanted, encoded)
+        logp = F.log_softmax(logits.float(), dim=-1)  # [sum of continuation lengths, vocab]
+        offset = 0
+        for _, _, index in wanted:
+            cont = encoded[index].cont
+            target = torch.tensor(cont, device=device)[:, None]
+            results[index] = float(logp[offset : offset + len(cont)].gather(1, target).sum())
+            offset += len(cont)
         if on_forward:
-            on_forward(scored)
+            on_forward(len(wanted))
         start += len(batch)
     return results
 
 
-def _next_batch(inputs, start, encoded, by_input, batch_size, max_batch_tokens):
+def _next_batch(inputs, start, batch_size, max_batch_tokens):
     width = len(inputs[start])
     rows = max(1, min(batch_size, max_batch_tokens // max(width, 1)))
     return inputs[start : start + rows]
 
 
-def _fit_logits(batch, encoded, by_input, max_logit_rows):
-    """Shrink ``batch`` until rows x kept positions fit; return it and the positions kept."""
-    width = len(batch[0])
-    while True:
-        keep = max(
-            width - len(inp) + max(len(encoded[i].cont) for i in by_input[inp]) for inp in batch
+def _logits_at(model, ids, wanted, encoded):
+    """Vocabulary logits only at the positions that predict continuation tokens.
+
+    The forward pass keeps one position of logits; the final hidden states of the wanted
+    positions go through the output layer afterwards (projecting every position onto a
+    49k vocabulary would cost as much as the model). A model whose last hidden state is not
+    what its output layer reads (logit soft-capping, ...) gets full logits instead.
+    """
+    import torch
+
+    out = model(input_ids=ids, logits_to_keep=1, output_hidden_states=True)
+    hidden = out.hidden_states[-1]
+    offset = hidden.shape[1] - ids.shape[1]  # prompt-tuned peft models prepend virtual tokens
+    head = model.get_output_embeddings()
+    if not torch.allclose(head(hidden[:, -1]), out.logits[:, -1], atol=1e-4, rtol=1e-4):
+        full = model(input_ids=ids).logits
+        return torch.cat(
+            [
+                full[row, offset + first : offset + first + len(encoded[i].cont)]
+                for row, first, i in wanted
+            ]
         )
-        if len(batch) == 1 or len(batch) * keep <= max_logit_rows:
-            return batch, keep
-        batch = batch[: max(1, len(batch) // 2)]
-
-
-def _forward(model, ids, keep: int):
-    """Logits of the last ``keep`` positions; only those are projected onto the vocabulary."""
-    try:
-        logits = model(input_ids=ids, logits_to_keep=keep).logits
-    except TypeError:  # a model class without logits_to_keep
-        logits = model(input_ids=ids).logits
-    # prompt-tuned peft models return extra (virtual token) positions at the front
-    return logits[:, -keep:, :]
+    picked = torch.cat(
+        [
+            hidden[row, offset + first : offset + first + len(encoded[i].cont)]
+            for row, first, i in wanted
+        ]
+    )
+    return head(picked)

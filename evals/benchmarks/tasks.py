@@ -10,6 +10,7 @@ exactly as lm-eval 0.4.13 builds them for ``output_type: multiple_choice``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -29,6 +30,11 @@ METRICS = ("acc", "acc_norm")
 _JINJA = jinja2.Environment(
     loader=jinja2.BaseLoader(), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
 )
+
+
+@functools.lru_cache(maxsize=64)
+def _template(source: str) -> jinja2.Template:
+    return _JINJA.from_string(source)
 
 
 class BenchmarkError(RagtuneError, ValueError):
@@ -102,7 +108,7 @@ class TaskSpec:
 
     def render(self, template: str, item: Item) -> str:
         """``template`` rendered against ``item``'s fields."""
-        return _JINJA.from_string(template).render(**item.doc())
+        return _template(template).render(**item.doc())
 
     def context(self, item: Item, shots: list[Item]) -> str:
         """description + each shot with its answer + the question (lm-eval's plain-text path)."""

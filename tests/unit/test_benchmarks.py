@@ -82,7 +82,7 @@ REQUESTS = [
 def test_batched_scores_equal_one_at_a_time(model, batch_size):
     loaded, tokenizer = model
     expected = [_reference(loaded, tokenizer, c, x) for c, x in REQUESTS]
-    got = loglikelihoods(loaded, tokenizer, REQUESTS, batch_size=batch_size, max_logit_rows=8)
+    got = loglikelihoods(loaded, tokenizer, REQUESTS, batch_size=batch_size)
     assert got == pytest.approx(expected, abs=1e-4)
 
 
