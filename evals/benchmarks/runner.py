@@ -148,6 +148,7 @@ def run_benchmarks(
         "results": results,
         "config": {
             **(describe or {}),
+            "versions": _versions(),
             "batch_size": batch_size,
             "requests": len(requests),
             "seconds": round(seconds, 1),
@@ -168,6 +169,18 @@ def run_benchmarks(
     if keep_samples:
         out["samples"] = samples
     return out
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("ragtune", "torch", "transformers", "peft"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    return found
 
 
 def _summarise(rows: list[dict], metrics: list[str], by_group: bool) -> dict:
