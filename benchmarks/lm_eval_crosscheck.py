@@ -75,7 +75,7 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def lm_eval_tasks(family: str, data_dir: Path, limit: int | None, folder: Path) -> list[dict]:
+def lm_eval_tasks(family: str, bench_dir: Path, limit: int | None, folder: Path) -> list[dict]:
     """lm-eval task configs scoring the first ``limit`` items of ``family`` (ragtune's order).
 
     The items are copied to ``folder`` (one file per lm-eval task), so both tools see the
@@ -84,7 +84,7 @@ def lm_eval_tasks(family: str, data_dir: Path, limit: int | None, folder: Path) 
     from evals.benchmarks.tasks import load_task
 
     spec = load_task(family)
-    items = [row for name in spec.test for row in _lines(data_dir / name)][:limit]
+    items = [row for name in spec.test for row in _lines(bench_dir / name)][:limit]
     base = {
         "dataset_path": "json",
         "output_type": "multiple_choice",
@@ -102,7 +102,7 @@ def lm_eval_tasks(family: str, data_dir: Path, limit: int | None, folder: Path) 
         path.write_text("".join(json.dumps(r) + "\n" for r in items))
         base.update(task=f"rt_{family}", dataset_kwargs={"data_files": {"test": str(path)}})
         return [base]
-    dev = _lines(data_dir / spec.fewshot)
+    dev = _lines(bench_dir / spec.fewshot)
     tasks = []
     for subject in dict.fromkeys(r["subject"] for r in items):
         paths = {
@@ -176,7 +176,7 @@ def compare(
     families: list[str],
     model_dir: str,
     *,
-    data_dir: Path,
+    bench_dir: Path,
     work: Path,
     limit: int | None = 200,
     registry=None,
@@ -189,12 +189,12 @@ def compare(
 
     work.mkdir(parents=True, exist_ok=True)
     model, tokenizer, describe = load_scoring_model(model_dir, registry=registry, adapter=adapter)
-    prepared = [prepare(load_task(f), data_dir, limit=limit) for f in families]
+    prepared = [prepare(load_task(f), bench_dir, limit=limit) for f in families]
     started = time.perf_counter()
     ours = run_benchmarks(prepared, model, tokenizer, describe=describe)
     ragtune_s = time.perf_counter() - started
     del model
-    tasks = {f: lm_eval_tasks(f, data_dir, limit, work) for f in families}
+    tasks = {f: lm_eval_tasks(f, bench_dir, limit, work) for f in families}
     started = time.perf_counter()
     theirs = run_lm_eval(
         describe["model"] if describe["adapter_kind"] == "full" else model_dir,
@@ -298,7 +298,7 @@ def main() -> None:
                 compare(
                     families,
                     model_dir,
-                    data_dir=settings.benchmarks_dir,
+                    bench_dir=settings.benchmarks_dir,
                     work=Path(tmp) / (adapter or "base"),
                     limit=args.limit,
                     registry=registry,

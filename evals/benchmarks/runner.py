@@ -47,9 +47,9 @@ class PreparedTask:
 
 
 def prepare(
-    spec: TaskSpec, data_dir: Path, *, shots: int | None = None, limit: int | None = None
+    spec: TaskSpec, bench_dir: Path, *, shots: int | None = None, limit: int | None = None
 ) -> PreparedTask:
-    """Read ``spec``'s files under ``data_dir``; ``shots`` overrides its ``num_fewshot``
+    """Read ``spec``'s files under ``bench_dir``; ``shots`` overrides its ``num_fewshot``
     (not for ``fixed_shots`` families); ``limit`` keeps the first N items in data order.
 
     Raises ``BenchmarkError`` for a missing file, a family with no valid item, or more shots
@@ -57,7 +57,7 @@ def prepare(
     """
     items, problems, files = [], [], {}
     for name in spec.test:
-        path = data_dir / name
+        path = bench_dir / name
         found, bad = read_items(path, spec)
         items += found
         problems += bad
@@ -69,7 +69,7 @@ def prepare(
         raise BenchmarkError(f"--shots must be 0 or more, not {k}")
     group = (lambda item: getattr(item, spec.group_by)) if spec.group_by else (lambda item: "")
     if spec.fewshot:
-        path = data_dir / spec.fewshot
+        path = bench_dir / spec.fewshot
         pool, bad = read_items(path, spec)
         problems += bad
         files[spec.fewshot] = sha256(path)
