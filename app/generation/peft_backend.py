@@ -110,7 +110,7 @@ class PeftGenerator:
         prompt plus it must fit the model's positions (``GeneratorRefused`` otherwise).
         """
         import torch
-        from transformers import TextIteratorStreamer
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
 
         if adapter is None:
             raise GeneratorError("the peft generator serves adapters only; name one")
@@ -150,6 +150,8 @@ class PeftGenerator:
         )
         errors: list[BaseException] = []
         outputs: list = []
+        cancelled = threading.Event()
+        kwargs["stopping_criteria"] = StoppingCriteriaList([_Cancelled(cancelled)])
 
         def run() -> None:
             try:
@@ -162,8 +164,13 @@ class PeftGenerator:
         worker = threading.Thread(target=run, daemon=True)
         worker.start()
         stops = sampling.get("stop_strings") or []
-        yield from _cut_at_stop((text for text in streamer if text), stops)
-        worker.join()
+        try:
+            yield from _cut_at_stop((text for text in streamer if text), stops)
+        finally:
+            # a consumer that stops reading (the loop guard, a client gone) ends generate at
+            # the next token; a thread left generating aborts the process at exit
+            cancelled.set()
+            worker.join()
         if errors:
             raise GeneratorError(f"adapter {adapter!r} failed to generate: {errors[0]}")
         generated = outputs[0][0][prompt_tokens:].tolist()
@@ -224,6 +231,18 @@ def _refuse_unhonoured(adapter: str | None, fields: dict) -> None:
             f"{', '.join(sorted(HONOURED))}",
             names[0],
         )
+
+
+class _Cancelled:
+    """A transformers stopping criterion: stop every sequence once ``event`` is set."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.event.is_set(), device=input_ids.device)
 
 
 def _cut_at_stop(deltas: Iterator[str], stops: list[str]) -> Iterator[str]:

@@ -197,3 +197,24 @@ def test_bad_method_options_and_a_foreign_base_are_refused(tmp_path, tiny_model,
             )
         )
     assert sorted(p.name for p in registry.path("tiny-bottleneck").iterdir()) == before
+
+
+def test_a_stream_closed_early_stops_generating(tmp_path, tiny_model, sft_data):
+    import threading
+    import time
+
+    registry = AdapterRegistry(tmp_path / "adapters")
+    train_sft(_args(tiny_model, sft_data, "layernorm"), registry, tmp_path / "runs")
+    generator = PeftGenerator(registry)
+    messages = [{"role": "user", "content": "Count to a thousand."}]
+    params = GenerationParams(temperature=1.0, max_tokens=300, seed=0)
+    started = time.monotonic()
+    assert "".join(generator.stream(messages, adapter="tiny-layernorm", params=params))
+    whole = time.monotonic() - started
+    threads = threading.active_count()
+    stream = generator.stream(messages, adapter="tiny-layernorm", params=params)
+    started = time.monotonic()
+    assert next(stream)  # generation runs on a worker thread
+    stream.close()  # what the loop guard does to a stream that repeats itself
+    assert time.monotonic() - started < whole / 3  # it stopped instead of running on
+    assert threading.active_count() == threads
