@@ -18,7 +18,9 @@ data_cli = typer.Typer(
 NameOption = Annotated[
     str | None, typer.Option("--name", help="Dataset name (default: see the command's help).")
 ]
-SeedOption = Annotated[int, typer.Option(help="Seed of the chunk sample and the splits.")]
+SeedOption = Annotated[
+    int, typer.Option(help="Seed of the splits (and of the chunk sample, for synth).")
+]
 OverwriteFlag = Annotated[
     bool, typer.Option("--overwrite", help="Replace a dataset of the same name.")
 ]
@@ -90,6 +92,19 @@ def synth(
         f"({counts['keep_rate']:.0%}) in {counts['seconds']:.0f} s\n"
         f"dropped: {dropped}\nsplits: {_splits(counts)}\nfolder: {dataset.folder}"
     )
+    _warn_small(counts)
+
+
+def _warn_small(counts: dict) -> None:
+    """Say so when a split is empty: `compare` and `retrieval tune` need dev and test pairs."""
+    empty = [split for split in ("train", "dev", "test") if not counts.get(split)]
+    if empty:
+        typer.echo(
+            f"warning: the {' and '.join(empty)} split(s) are empty: too few pairs for "
+            "`ragtune compare` or `retrieval tune`; synthesise more (--n), use a teacher "
+            "model (synth.teacher_url) or import your own pairs",
+            err=True,
+        )
 
 
 @data_cli.command("import")
@@ -135,9 +150,10 @@ def import_(
         return
     _problems(problems)
     typer.echo(
-        f"{dataset.name}: imported {counts['imported']} pairs, skipped {len(problems)} lines; "
-        f"splits: {_splits(counts)}"
+        f"{dataset.name}: imported {counts['imported']} pairs, skipped {len(problems)} "
+        f"line(s); splits: {_splits(counts)}"
     )
+    _warn_small(counts)
 
 
 @data_cli.command("list")
@@ -191,6 +207,8 @@ def show(
         if manifest[key]:
             typer.echo(f"{key}:")
             for field, value in manifest[key].items():
+                if isinstance(value, dict):  # e.g. dropped by reason
+                    value = ", ".join(f"{k} {v}" for k, v in value.items()) or "none"
                 typer.echo(f"  {field:<26} {value}")
     if (dataset.folder / DROPPED).exists():
         typer.echo(f"{'dropped':<12} {dataset.folder / DROPPED} (each with its reason)")

@@ -85,9 +85,13 @@ def apply_test_file(
     A test question with a near-duplicate in the train or dev split is leakage: refused
     with ``LeakageError`` (naming up to five) unless ``drop_overlap``, which removes the
     overlapping pairs from train and dev instead (the test set is never trained on) and
-    records what it removed in ``data.leakage``.
+    records what it removed in ``data.leakage``. The dataset's own test split is not
+    needed for testing then, so it joins the training pairs (checked for leakage like
+    them). ``data.counts`` gets the split sizes actually used.
     """
-    train, dev = data.splits["train"], data.splits["dev"]
+    moved = len(data.splits["test"])
+    train = data.splits["train"] + data.splits["test"]
+    dev = data.splits["dev"]
     leaked, overlapping = find_leakage(train + dev, test, ratio)
     if leaked and not drop_overlap:
         shown = "; ".join(f"item {i + 1}: {test[i].question!r}" for i in leaked[:5])
@@ -107,6 +111,11 @@ def apply_test_file(
         "test_questions_with_overlap": len(leaked),
         "training_pairs_removed": len(removed),
         "examples": [test[i].question for i in leaked[:5]],
+    }
+    data.counts = {
+        **data.counts,
+        **{split: len(pairs) for split, pairs in data.splits.items()},
+        "dataset_test_pairs_trained_on": moved,
     }
     return data
 

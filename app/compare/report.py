@@ -18,6 +18,7 @@ from app.compare.recommend import recommend
 if TYPE_CHECKING:
     from app.compare.stages import Context
 
+SMALL_TEST = 30  # fewer questions than this: the report says the intervals are wide
 STYLE = (
     "body{font-family:sans-serif;max-width:75em;margin:2em auto}table{border-collapse:collapse}"
     "td,th{border:1px solid #ccc;padding:.25em .6em}img{max-width:100%}"
@@ -77,7 +78,7 @@ def _label(choice: dict[str, Any]) -> str:
 def _few_items(n: int, best: dict[str, Any], metric: str) -> str:
     """A warning when the test set is too small for the intervals to separate arms."""
     cell = best.get("metrics", {}).get(metric)
-    if n >= 30 or not cell:
+    if n >= SMALL_TEST or not cell:
         return ""
     width = cell["ci"][1] - cell["ci"][0]
     return (
@@ -268,6 +269,21 @@ def _forgetting_table(arms: dict[str, Any]) -> list[str]:
             cells.append(f"{c['delta']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]" if c else "–")
         ppl = (f.get("perplexity_check") or {}).get("perplexity")
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {_num(ppl, '{:+.3f}')} |")
+    sizes = [
+        c["n"]
+        for row in arms.values()
+        for c in (row.get("forgetting") or {}).get("metrics", {}).values()
+        if "n" in c
+    ]
+    if sizes and min(sizes) < SMALL_TEST:
+        lines += [
+            "",
+            (
+                f"Measured on {min(sizes)} general questions, too few to rule forgetting out: "
+                "an interval of width 0 means the adapter answered them exactly as the base "
+                "did, not that it cannot forget (a larger budget asks more)."
+            ),
+        ]
     return lines
 
 

@@ -45,7 +45,12 @@ def run_study(study: Study, services: StudyServices, *, echo: Echo = _quiet) -> 
         for stale in study.stages_dir.glob(".*.tmp"):  # a write cut short by kill -9
             stale.unlink(missing_ok=True)
         if any(not study.done(s.name) for s in stages if s.name != "report"):
-            services.check(config.collection)  # before any work: collection and engine
+            try:
+                services.check(config.collection)  # before any work: collection and engine
+            except RagtuneError:
+                if not study.state().stages:  # nothing ever ran: leave no empty study behind
+                    study.discard()
+                raise
         failed: dict[str, str] = {}
         for number, stage in enumerate(stages, 1):
             where = f"[{number}/{len(stages)}] {stage.name}"

@@ -280,6 +280,10 @@ class Study:
             ) from None
         self._lock = handle
 
+    def discard(self) -> None:
+        """Remove the study's folder (its lock, if held, goes with the process)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
     def is_running(self) -> bool:
         """True while a process holds the study's lock (runs it)."""
         try:

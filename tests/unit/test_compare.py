@@ -188,6 +188,7 @@ def test_a_study_reports_every_arm_with_intervals_costs_forgetting_and_a_recomme
         assert f"| {arm} |" in text
     used = "The RAG arms retrieve with bm25 at 256-token chunks, k=3. The pick re-chunks to 128"
     assert used in text
+    assert "Measured on 5 general questions, too few to rule forgetting out" in text
     assert fakes.calls[0] == "check docs"
 
 
@@ -322,8 +323,18 @@ def test_a_test_file_overlapping_the_training_data_is_refused_or_dropped(tmp_pat
     assert summary["data"]["leakage"]["test_questions_with_overlap"] == 1
     assert summary["data"]["leakage"]["training_pairs_removed"] == 1
     assert summary["data"]["test_items"] == 2
-    train = Study(tmp_path / "compare" / "s2").result("dataset")["splits"]["train"]
+    result = Study(tmp_path / "compare" / "s2").result("dataset")
+    train = result["splits"]["train"]
     assert trained["question"] not in {p["question"] for p in train}
+    # the dataset's own test split trains (the file tests); the counts are those used
+    counts = result["counts"]
+    assert (counts["train"], counts["dev"], counts["test"]) == (
+        len(train),
+        len(result["splits"]["dev"]),
+        2,
+    )
+    assert counts["dataset_test_pairs_trained_on"] > 0
+    assert counts["train"] + counts["dev"] == 40 - 1  # every pair but the leaked one
 
 
 def test_a_clean_test_file_is_used_and_bad_lines_are_named(tmp_path):
@@ -380,6 +391,7 @@ def test_a_missing_collection_or_engine_stops_the_study_before_any_work(tmp_path
     with pytest.raises(NotFound):
         run(tmp_path, fakes)
     assert fakes.calls == []
+    assert not (tmp_path / "compare" / "s1").exists()  # no empty study left behind
 
 
 def test_prompt_tokens_are_counted_with_the_models_chat_template(tiny_model):

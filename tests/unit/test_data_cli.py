@@ -86,7 +86,8 @@ def test_import_names_bad_lines_and_keeps_the_rest(env):
     result = runner.invoke(cli, ["data", "import", str(path)])
     assert result.exit_code == 0, result.output
     assert f"skipped: {path}, line 3: 'question' is missing or empty" in result.output
-    assert "pairs: imported 2 pairs, skipped 1 lines" in result.output
+    assert "pairs: imported 2 pairs, skipped 1 line(s)" in result.output
+    assert "split(s) are empty: too few pairs for `ragtune compare`" in result.output
     record = json.loads(
         runner.invoke(cli, ["data", "import", str(path), "--name", "p2", "--json"]).output
     )
