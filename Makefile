@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.ragtune-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 APT_PACKAGES := chromium libtcmalloc-minimal4 docker-compose
 
-.PHONY: run test lint test-reliability test-unit install system-deps models sample bench clean help
+.PHONY: run test test-crosscheck lint test-reliability test-unit install system-deps models sample bench clean help
 
 help:
 	@echo "make run    set up, ingest the sample docs, start vLLM + the app on http://127.0.0.1:7860"
@@ -59,8 +59,14 @@ lint: install
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check .
 
+# The lm-evaluation-harness cross-check (issue 18, in progress) runs apart for now: about
+# 40 minutes here, too long for this target until its scoring is made faster.
 test: system-deps models lint
-	$(BIN)/python -m pytest -q -ra -m "not reliability"
+	$(BIN)/python -m pytest -q -ra -m "not reliability" \
+	  --ignore=tests/integration/test_lm_eval_crosscheck.py
+
+test-crosscheck: system-deps models
+	$(BIN)/python -m pytest -q -ra tests/integration/test_lm_eval_crosscheck.py
 
 # Load, kill -9 and restart runs on their own stack (about 10 minutes here); .ci/run runs them too.
 test-reliability: system-deps models
