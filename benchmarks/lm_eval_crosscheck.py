@@ -226,11 +226,11 @@ def compare(
     }
 
 
-def section(runs: list[dict]) -> str:
-    """Markdown table of one or more ``compare`` results."""
+def section(runs: list[dict], command: str = COMMAND) -> str:
+    """Markdown table of one or more ``compare`` results, with the command that made them."""
     lines = [
         (
-            f"Reproduce: `{COMMAND}` (lm-eval 0.4.13, HF backend, float32, CPU; "
+            f"Reproduce: `{command}` (lm-eval 0.4.13, HF backend, float32, CPU; "
             f"first {runs[0]['limit']} items of each family)."
         ),
         "",
@@ -256,10 +256,10 @@ def section(runs: list[dict]) -> str:
     return "\n".join(lines + ["", f"Scoring time on this machine: {times}."])
 
 
-def render(runs: list[dict]) -> None:
+def render(runs: list[dict], command: str = COMMAND) -> None:
     """Put the table into docs/methods.md between its markers (appending them if absent)."""
     begin, end = "<!-- bench:lm_eval_crosscheck -->", "<!-- /bench:lm_eval_crosscheck -->"
-    block = f"{begin}\n{section(runs)}\n{end}"
+    block = f"{begin}\n{section(runs, command)}\n{end}"
     text = METHODS_DOC.read_text() if METHODS_DOC.exists() else "# Methods\n"
     if begin in text:
         text = re.sub(
@@ -308,7 +308,11 @@ def main() -> None:
             print(json.dumps(runs[-1], indent=2))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(runs, indent=2))
-    render(runs)
+    flags = [f"--limit {args.limit}"]
+    if args.families != ",".join(FAMILIES):
+        flags.append(f"--families {args.families}")
+    flags += [f"--adapter {a}" for a in args.adapter]
+    render(runs, " ".join([COMMAND, *flags]))
 
 
 if __name__ == "__main__":
