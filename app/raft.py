@@ -144,6 +144,12 @@ class RaftData:
         return path
 
 
+def serving_distractors(chat: ChatService, collection: str) -> int:
+    """Distractors per example so that a prompt holds as many sources as a RAG answer on
+    ``collection`` (its tuned or configured k, minus the oracle)."""
+    return max(chat.retrieval_for(collection)[1] - 1, 0)
+
+
 def cite(answer: str, number: int | None) -> str:
     """``answer`` with its own ``[n]`` markers removed and ``[number]`` added before the
     closing punctuation (none when ``number`` is None)."""

@@ -217,14 +217,14 @@ def _raft_run(collection: str, data: str, options: dict[str, Any]):
 
     def train(args, settings, registry):
         from app.components import build_chat_service
-        from app.raft import RaftOptions, load_pairs, train_raft
+        from app.raft import RaftOptions, load_pairs, serving_distractors, train_raft
 
         pairs, problems = load_pairs(settings.datasets_dir, data)
         for problem in problems:
             typer.echo(f"warning: {problem} (skipped)", err=True)
         chat = build_chat_service(settings)
         # By default every prompt holds as many sources as a RAG answer on the collection.
-        distractors = options.get("distractors", max(chat.retrieval_for(collection)[1] - 1, 0))
+        distractors = options.get("distractors", serving_distractors(chat, collection))
         return train_raft(
             args,
             chat,

@@ -71,7 +71,7 @@ def build_services(settings: Settings, *, progress: bool = True) -> StudyService
         build_store,
     )
     from app.models import resolve_generator_model
-    from app.raft import RaftOptions
+    from app.raft import RaftOptions, serving_distractors
     from app.raft import train_raft as raft_trainer
     from app.synth import dataset_store, import_dataset, synth_generator, synthesize_dataset
     from evals.suites import load_suite
@@ -152,11 +152,10 @@ def build_services(settings: Settings, *, progress: bool = True) -> StudyService
     def train_raft(args, collection, pairs, output, budget: Budget, retrieval):
         # As many sources per example as the RAG arms retrieve (k - 1 distractors + oracle).
         chat = answerer.chat(retrieval)
-        retriever, k = chat.retrieval_for(collection)
         options = RaftOptions(
             oracle_share=budget.raft_oracle_share,
-            distractors=max(k - 1, 0),
-            retriever=retriever,
+            distractors=serving_distractors(chat, collection),
+            retriever=chat.retrieval_for(collection)[0],
             seed=args.seed,
         )
         return raft_trainer(
