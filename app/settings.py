@@ -112,7 +112,7 @@ class GeneratorSettings(BaseModel):
         "the answer (1.0: off); it also discourages copying from the sources.",
     )
     loop_guard_min_distinct: float = Field(
-        0.5,
+        0.6,
         ge=0,
         le=1,
         description="End an answer once fewer than this share of the word n-grams in its last "

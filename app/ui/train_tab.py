@@ -206,10 +206,10 @@ def build_train_tab(store: JobStore, settings: Settings, repo: Path) -> None:
             return warning(exc), gr.update()
         return f"Queued job {job_id}.", gr.update(value=job_id)
 
-    def refresh(job_id):
+    def refresh(shown):
         table = jobs_table(store, settings.runs_dir)
         ids = [row[0] for row in table]
-        job_id = job_id if job_id in ids else (ids[0] if ids else None)
+        job_id = shown if shown in ids else (ids[0] if ids else None)
         if not job_id:
             return (
                 table,
@@ -220,7 +220,10 @@ def build_train_tab(store: JobStore, settings: Settings, repo: Path) -> None:
             )
         job = store.get(job_id)
         text, data = job_progress(store, settings.runs_dir, job)
-        return table, gr.update(choices=ids, value=job_id), text, data, store.log_tail(job_id, 30)
+        # the value is set only when it had to change: a tick that began before a new job
+        # was selected must not put the old one back (CI, stop 21)
+        chosen = gr.update(choices=ids, value=job_id) if job_id != shown else gr.update(choices=ids)
+        return table, chosen, text, data, store.log_tail(job_id, 30)
 
     def cancel_job(job_id):
         try:

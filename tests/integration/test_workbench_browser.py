@@ -106,13 +106,17 @@ def test_a_killed_training_job_is_marked_failed_and_the_app_keeps_serving(stack,
     page.get_by_role("tab", name="Train").click()
     page.get_by_label("Adapter name").fill("ui-doomed")
     page.get_by_label("Max steps (-1: all epochs)").fill("200")
+    before = page.locator("#train-message").inner_text()  # the last test's "Queued job …"
     page.get_by_role("button", name="Start training").click()
-    wait_text(page.locator("#train-message"), r"Queued job", 30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and page.locator("#train-message").inner_text() == before:
+        time.sleep(0.5)
+    assert "Queued job" in page.locator("#train-message").inner_text()
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not running_job(stack):
         time.sleep(0.5)
     job = running_job(stack)
-    assert job, "the job never started"
+    assert job and "ui-doomed" in job["title"], f"the job never started: {job}"
     time.sleep(5)  # let it get into model loading
     os.kill(job["pid"], signal.SIGKILL)
     status = wait_text(page.locator("#job-status"), r"failed", 60)

@@ -75,7 +75,7 @@ def process_gone(pid: int) -> bool:
     """True once `pid` has exited or is a zombie (it may vanish between checks)."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone between open and read (CI, stop 21)
         return True
 
 
