@@ -53,11 +53,11 @@ def train(kind: str, config: str, name: str, reuse: bool, registry) -> dict:
 def sentiment_comparison(registry, settings) -> dict:
     """Base, PPO and DPO continuing the same held-out openings, judged by the SST-2 reward."""
     import torch
-    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     from app.cli.common import resolve_base_model
     from training.config import PPOArgs, load_args
+    from training.peft_methods import load_peft_model
     from training.ppo import PolicyWithValue, evaluate_policy
     from training.reward import load_reward, load_tokenizer
     from training.rollout import load_prompts
@@ -78,7 +78,7 @@ def sentiment_comparison(registry, settings) -> dict:
     for name in ("sst2-ppo", "sst2-dpo"):
         base = AutoModelForCausalLM.from_pretrained(args.base_model, dtype=torch.float32)
         policy = PolicyWithValue(
-            PeftModel.from_pretrained(base, registry.path(name)), args.temperature
+            load_peft_model(base, registry.path(name)), args.temperature
         )
         if "base" not in rows:
             rows["base"] = evaluate_policy(

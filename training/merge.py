@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+from training.peft_methods import load_peft_model
 from training.registry import AdapterRegistry, RegistryError
 
 MANIFEST = "ragtune-merged.json"
@@ -22,7 +23,6 @@ def merge_adapter(
 ) -> Path:
     """Write base + LoRA ``name`` merged (safetensors and tokenizer) into ``output``."""
     import torch
-    from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     manifest = registry.get(name)
@@ -35,7 +35,7 @@ def merge_adapter(
     staging = output.with_name(output.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     base = AutoModelForCausalLM.from_pretrained(manifest.base_model, dtype=torch.float32)
-    merged = PeftModel.from_pretrained(base, registry.path(name)).merge_and_unload()
+    merged = load_peft_model(base, registry.path(name)).merge_and_unload()
     merged.save_pretrained(staging, safe_serialization=True)
     adapter_dir = registry.path(name)
     tokenizer_source = (

@@ -98,9 +98,26 @@ def train_measured(trainer, **train_kwargs) -> tuple[dict[str, Any], tuple[int, 
 
 
 def count_parameters(model) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    """(trainable, total) parameter counts of the model as it computes.
+
+    Two peft methods train a copy of a base module and keep the frozen original beside it:
+    ``modules_to_save`` (top-blocks; the original is ``original_module``) and LN tuning
+    (the original is ``base_layer`` beside ``ln_tuning_layers``). The originals are not
+    counted, so the total is the base model's count plus what the adapter adds.
+    """
+    shadowed = set()
+    for name, module in model.named_modules():
+        if hasattr(module, "ln_tuning_layers") and hasattr(module, "base_layer"):
+            shadowed.add(f"{name}.base_layer.")
+        if hasattr(module, "modules_to_save") and hasattr(module, "original_module"):
+            shadowed.add(f"{name}.original_module.")
+    params = [
+        p
+        for n, p in model.named_parameters()
+        if not any(n.startswith(prefix) for prefix in shadowed)
+    ]
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    total = sum(p.numel() for p in params)
     return trainable, total
 
 

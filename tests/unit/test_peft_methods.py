@@ -108,6 +108,11 @@ def test_each_method_trains_only_its_parameters_and_serves(tmp_path, tiny_model,
     assert manifest.kind == method and served_by(manifest.kind) == PEFT
     assert manifest.metrics["max_weight_change"] > 0
     assert manifest.trainable_parameters == sum(trainable.values())
+    base_total = AutoModelForCausalLM.from_pretrained(tiny_model).num_parameters()
+    if method in ("top-blocks", "layernorm"):  # trains base weights (copies), adds none
+        assert manifest.total_parameters == base_total
+    else:
+        assert manifest.total_parameters == base_total + manifest.trainable_parameters
     assert [m.name for m in registry.list()] == [f"tiny-{method}"]
 
     generator = PeftGenerator(registry)
