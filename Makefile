@@ -89,4 +89,5 @@ bench: system-deps models
 	$(BIN)/python -m benchmarks.retrieval
 	$(BIN)/python -m benchmarks.ask_concurrency
 	$(BIN)/python -m benchmarks.compare_stages
+	$(BIN)/python -m benchmarks.methods_table
 	$(BIN)/python -m benchmarks.report

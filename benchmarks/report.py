@@ -115,6 +115,12 @@ def _compare_stages_section(results: dict) -> str:
     return compare_stages_section(results)
 
 
+def _methods_table_section(results: dict) -> str:
+    from benchmarks.methods_table import methods_table_section
+
+    return methods_table_section(results)
+
+
 # benchmark name -> (document holding its section, renderer)
 SECTIONS = {
     "retrieval": (PERFORMANCE, retrieval_section),
@@ -124,6 +130,7 @@ SECTIONS = {
     "ask_concurrency": (PERFORMANCE, _ask_concurrency_section),
     "rlhf": (REPO / "docs/rlhf.md", _rlhf_section),
     "compare_stages": (REPO / "docs/compare.md", _compare_stages_section),
+    "methods_table": (REPO / "docs/methods.md", _methods_table_section),
 }
 
 
