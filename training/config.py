@@ -164,6 +164,19 @@ class SFTArgs(LoraOptions, TrainArgs):
         low=1,
         high=1024,
     )
+    mixture: list[dict[str, Any]] = arg(
+        [],
+        "Multi-task data instead of dataset: a list of {path, weight, task}, one instruction "
+        "file per task, sampled by weight with the run's seed until the first task runs out "
+        "(CLI: --mix PATH:WEIGHT:TASK, repeatable).",
+    )
+    replay: float = arg(
+        0.0,
+        "Share of the training rows drawn from the bundled general instruction set "
+        "(training/datasets/general_instructions.jsonl), against forgetting.",
+        low=0.0,
+        high=0.9,
+    )
     forgetting_check: bool = arg(True, "Score base and tuned model on the general set afterwards.")
     forgetting_task: str = arg(
         "../shared/data/sst2/test.tsv",
@@ -172,11 +185,17 @@ class SFTArgs(LoraOptions, TrainArgs):
     forgetting_rows: int = arg(64, "Rows of the sentiment file scored.", low=1, high=100_000)
 
     def problems(self) -> list[str]:
-        """Method-specific mistakes: ``resume`` with a method that cannot resume."""
+        """Method-specific mistakes (``resume`` with a method that cannot resume) and a
+        wrong ``mixture`` (``training.mixture.mixture_problems``)."""
+        from training.mixture import mixture_problems  # it imports this module
+
+        problems = mixture_problems(self.mixture, self.dataset)
         method = SFT_METHODS.get(self.method)
         if self.resume and method is not None and method.no_resume:
-            return [f"resume is not supported for method={self.method!r}: {method.no_resume}"]
-        return []
+            problems.append(
+                f"resume is not supported for method={self.method!r}: {method.no_resume}"
+            )
+        return problems
 
 
 @dataclass
@@ -289,7 +308,7 @@ def validate(args: TrainArgs) -> TrainArgs:
                 problems.append(f"{f.name}={value} is outside the allowed range {low}..{high}")
     if not args.name:
         problems.append("name is required")
-    if not args.dataset:
+    if not args.dataset and not getattr(args, "mixture", None):
         problems.append("dataset is required")
     problems += args.problems()
     if problems:

@@ -161,7 +161,7 @@ class TrainingRun:
             method=method,
             base_model=args.base_model if base_model is None else base_model,
             dataset=str(args.dataset),
-            dataset_sha256=file_sha256(Path(args.dataset)),
+            dataset_sha256=file_sha256(Path(args.dataset)) if args.dataset else "",
             metrics=metrics,
             hyperparameters={k: v for k, v in asdict(args).items() if k not in NOT_HYPERPARAMETERS},
             trainable_parameters=parameters[0],

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from training.config import SFTArgs
-from training.data import load_instructions
 from training.methods import SFT_METHODS
+from training.mixture import training_rows
 from training.registry import AdapterRegistry, Manifest
 from training.run import TrainingRun, load_tokenizer
 from training.tracking import train_measured
@@ -34,18 +34,16 @@ def train_sft(
     (name taken) or DatasetError.
     """
     import torch
-    from datasets import Dataset
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
     method = SFT_METHODS[args.method]
     with TrainingRun(args, registry, runs_dir) as run:
-        conversations = load_instructions(Path(args.dataset))
+        rows, mixture = training_rows(args.dataset, args.mixture, args.replay, args.seed)
         torch.manual_seed(args.seed)
         tokenizer = load_tokenizer(args.base_model)
         model = AutoModelForCausalLM.from_pretrained(args.base_model, dtype=torch.float32)
         log = run.start_log(resume=args.resume)
-        rows = [{"prompt": c[:-1], "completion": [c[-1]]} for c in conversations]
         config = SFTConfig(
             **run.trainer_settings(),
             max_length=args.max_length,
@@ -56,7 +54,7 @@ def train_sft(
         trainer = SFTTrainer(
             model=model,
             args=config,
-            train_dataset=Dataset.from_list(rows),
+            train_dataset=rows,
             processing_class=tokenizer,
             peft_config=method.peft_config(args) if method.peft_config else None,
             callbacks=[log],
@@ -74,6 +72,8 @@ def train_sft(
         if run.plot("loss.png"):
             shutil.copy(run.staging / "loss.png", run.folder / "loss.png")
         metrics = {**measured, "loss_curve": log.loss_curve(), **(extra_metrics or {})}
+        if mixture:
+            metrics["mixture"] = mixture
         if args.forgetting_check:
             from training.forgetting import forgetting_report
 
