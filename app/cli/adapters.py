@@ -60,8 +60,13 @@ def show(
     share = 100 * manifest.trainable_parameters / max(manifest.total_parameters, 1)
     typer.echo(f"{'trainable_parameters':<22} {manifest.trainable_parameters:,} ({share:.3f}%)")
     typer.echo(f"{'hyperparameters':<22} {data['hyperparameters']}")
-    metrics = {k: v for k, v in data["metrics"].items() if k not in {"forgetting", "loss_curve"}}
+    hidden = {"forgetting", "loss_curve", "mixture"}
+    metrics = {k: v for k, v in data["metrics"].items() if k not in hidden}
     typer.echo(f"{'metrics':<22} {metrics}")
+    if data["metrics"].get("mixture"):
+        from training.mixture import describe
+
+        typer.echo("mixture:\n  " + "\n  ".join(describe(data["metrics"]["mixture"])))
     forgetting = data["metrics"].get("forgetting")
     if forgetting:
         typer.echo("forgetting check:")

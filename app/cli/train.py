@@ -113,6 +113,10 @@ def _report(manifest, as_json: bool) -> None:
             typer.echo(f"  {key}: {m[key]}")
     if "forgetting" in m:
         typer.echo(f"  forgetting check (tuned - base): {m['forgetting']['delta']}")
+    if "mixture" in m:
+        from training.mixture import describe
+
+        typer.echo("  mixture:\n    " + "\n    ".join(describe(m["mixture"])))
     if "raft" in m:
         r = m["raft"]
         typer.echo(
@@ -168,6 +172,21 @@ def sft(
             help="RAFT: distractor chunks beside the oracle (default: the collection's k - 1).",
         ),
     ] = None,
+    mix: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mix",
+            help="A task of a multi-task mixture as PATH:WEIGHT:TASK (repeatable; replaces "
+            "the config's dataset and mixture).",
+        ),
+    ] = None,
+    replay: Annotated[
+        float | None,
+        typer.Option(
+            "--replay",
+            help="Share of rows replayed from the bundled general instruction set (0..0.9).",
+        ),
+    ] = None,
     set_: SetOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -181,7 +200,12 @@ def sft(
     written to the data folder's raft/NAME.jsonl and the settings go into the manifest.
     Each prompt holds distractors + 1 sources, by default as many as a RAG answer on the
     collection retrieves (its k); serve the adapter as rag:COLLECTION+NAME.
+
+    Several files make a multi-task mixture (--mix PATH:WEIGHT:TASK, repeated, or `mixture`
+    in the config); --replay SHARE mixes in that share of the bundled general instruction
+    set against forgetting. The manifest records what each task contributed.
     """
+    from training.mixture import parse_mix
     from training.sft import train_sft
 
     raft_options = {"oracle_share": oracle_share, "distractors": distractors}
@@ -200,7 +224,14 @@ def sft(
         epochs=epochs,
         overwrite=overwrite,
         resume=resume,
+        replay=replay,
     )
+    if mix:
+        if dataset or raft:
+            fail("--mix gives the training data; leave out --dataset and --raft")
+        with user_errors():
+            given["mixture"] = [parse_mix(spec) for spec in mix]
+        given["dataset"] = ""  # the mixture replaces the config's dataset
     if not raft:
         _run(SFTArgs, config, given, _registry_run(train_sft), as_json)
         return
