@@ -188,3 +188,42 @@ def test_the_general_set_is_varied_concise_and_holds_no_benchmark_item():
         )
         if len(words) >= 6:
             assert f" {text} " not in f" {joined.replace(chr(10), ' ')} ", question
+
+
+@pytest.fixture
+def cli_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAGTUNE_SETTINGS_DIR", str(REPO))
+    monkeypatch.setenv("RAGTUNE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("RAGTUNE_ADAPTERS_DIR", raising=False)
+    return tmp_path
+
+
+def test_cli_mix_and_replay_then_show(cli_env, tiny_model, files):
+    from typer.testing import CliRunner
+
+    from app.cli.main import cli
+
+    runner = CliRunner()
+    base = ["train", "sft", "--config", str(REPO / "configs/train/sft_multitask.yaml")]
+    base += ["--set", f"base_model={tiny_model}", "--set", "forgetting_check=false"]
+    a, b = files
+    mixed = [*base, "--name", "cli-mix", "--mix", f"{a}:3:alpha", "--mix", f"{b}:1:beta"]
+    result = runner.invoke(cli, [*mixed, "--replay", "0.2", "--max-steps", "1"])
+    assert result.exit_code == 0, result.output
+    assert "mixture:" in result.stdout and "alpha" in result.stdout and "replay" in result.stdout
+    shown = runner.invoke(cli, ["adapters", "show", "cli-mix"])
+    assert shown.exit_code == 0, shown.output
+    table = shown.stdout.split("mixture:")[1]
+    assert "alpha" in table and "beta" in table and "(weight: the replay share" in table
+    assert "ragtune-qa" not in shown.stdout  # --mix replaced the config's mixture
+
+    for extra, message in [
+        (["--mix", f"{a}:3"], "--mix expects PATH:WEIGHT:TASK"),
+        (["--mix", f"{a}:0:alpha"], "mixture[0].weight=0.0 must be a number > 0"),
+        (["--mix", f"{a}:1:x", "--mix", f"{b}:1:x"], "mixture[1].task='x' is a duplicate"),
+        (["--mix", f"{a}:1:x", "--dataset", str(b)], "leave out --dataset"),
+        (["--replay", "0.95"], "replay=0.95 is outside the allowed range 0.0..0.9"),
+    ]:
+        result = runner.invoke(cli, [*base, "--name", "bad", *extra])
+        assert result.exit_code == 2 and message in result.output, result.output
+    assert not (cli_env / "data/adapters/bad").exists()
