@@ -160,7 +160,7 @@ def training_rows(
         mixed = concatenate_datasets([mixed, replayed]).shuffle(seed=seed)
         record["replay"] = {
             "share": replay,
-            "path": str(GENERAL_INSTRUCTIONS),
+            "path": str(GENERAL_INSTRUCTIONS.relative_to(Path(__file__).parents[1])),
             "sha256": file_sha256(GENERAL_INSTRUCTIONS),
             "rows_available": len(general),
             "rows_drawn": wanted,
