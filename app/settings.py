@@ -326,6 +326,12 @@ class Settings(BaseSettings):
         return self.data_dir / "raft"
 
     @property
+    def bench_base_cache_dir(self) -> Path:
+        """Base models' per-item benchmark results, reused by every forgetting check on the
+        same base, tasks, limit, shots and data (``evals.benchmarks.forgetting``)."""
+        return self.data_dir / "cache" / "bench-base"
+
+    @property
     def logs_dir(self) -> Path:
         """Logs of the processes ragtune starts."""
         return self.data_dir / "logs"

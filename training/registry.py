@@ -9,6 +9,7 @@ identifiers: a path, ``..`` or a symlink that leaves the root is refused.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -125,6 +126,23 @@ class AdapterRegistry:
         """Remove an adapter."""
         self.get(name)
         shutil.rmtree(self.path(name))
+
+    def update_metrics(self, name: str, key: str, value: Any) -> Manifest:
+        """Set ``metrics[key]`` of ``name``'s manifest (a check run after training) and
+        return the manifest; ``RegistryError`` if unknown.
+
+        The file is replaced atomically and keeps its modification time, so ``revision``
+        (which says the weights were committed again) does not change.
+        """
+        manifest = self.get(name)
+        manifest.metrics[key] = value
+        path = self.path(name) / MANIFEST
+        stamp = path.stat()
+        partial = path.with_name(f".{MANIFEST}.{os.getpid()}.partial")
+        partial.write_text(json.dumps(manifest.to_dict(), indent=2))
+        os.utime(partial, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+        os.replace(partial, path)
+        return manifest
 
     def check_free(self, name: str, overwrite: bool) -> None:
         """Refuse an existing name unless ``overwrite``, before any training starts."""

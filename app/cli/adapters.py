@@ -10,6 +10,10 @@ import typer
 from app.cli.common import JsonFlag, emit_json, load_cli_settings
 from app.cli.errors import user_errors
 
+# The benchmark forgetting check's defaults (`adapters forgetting`, `train sft --bench-limit`).
+FORGETTING_TASKS = "mmlu,arc_easy,hellaswag"
+FORGETTING_LIMIT = 100
+
 adapters_cli = typer.Typer(
     help="The adapter registry: list, inspect, load into the server, delete.", no_args_is_help=True
 )
@@ -60,13 +64,17 @@ def show(
     share = 100 * manifest.trainable_parameters / max(manifest.total_parameters, 1)
     typer.echo(f"{'trainable_parameters':<22} {manifest.trainable_parameters:,} ({share:.3f}%)")
     typer.echo(f"{'hyperparameters':<22} {data['hyperparameters']}")
-    hidden = {"forgetting", "loss_curve", "mixture"}
+    hidden = {"forgetting", "loss_curve", "benchmark_forgetting", "mixture"}
     metrics = {k: v for k, v in data["metrics"].items() if k not in hidden}
     typer.echo(f"{'metrics':<22} {metrics}")
     if data["metrics"].get("mixture"):
         from training.mixture import describe
 
         typer.echo("mixture:\n  " + "\n  ".join(describe(data["metrics"]["mixture"])))
+    bench = data["metrics"].get("benchmark_forgetting")
+    if bench:
+        typer.echo("forgetting on benchmarks (tuned - base, paired):")
+        typer.echo("  " + forgetting_table(bench).replace("\n", "\n  "))
     forgetting = data["metrics"].get("forgetting")
     if forgetting:
         typer.echo("forgetting check:")
@@ -76,6 +84,87 @@ def show(
                 f"  {metric:<16} {base:>9} {forgetting['tuned'][metric]:>9} "
                 f"{forgetting['delta'][metric]:>+11}"
             )
+
+
+@adapters_cli.command("forgetting")
+def forgetting(
+    name: Annotated[str, typer.Argument(help="Adapter name.")],
+    tasks: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated benchmark families (as `ragtune eval bench --tasks`): mmlu, "
+            "hellaswag, arc_easy, arc_challenge, boolq, truthfulqa_mc1, bigbench, bbh."
+        ),
+    ] = FORGETTING_TASKS,
+    limit: Annotated[
+        int | None,
+        typer.Option(help="Only the first N items of each family, in data order (>= 1)."),
+    ] = FORGETTING_LIMIT,
+    shots: Annotated[
+        int | None,
+        typer.Option(min=0, help="Few-shot examples per question (default: each task's own)."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=256, help="Sequences per forward pass.")
+    ] = 16,
+    as_json: JsonFlag = False,
+) -> None:
+    """Score the adapter's base model and the adapter on benchmark items, paired per item.
+
+    Per family and metric: base, tuned, delta (tuned - base) with a 95% bootstrap interval of
+    the per-item differences, and McNemar's exact p-value. Stored in the manifest as
+    metrics.benchmark_forgetting (shown by `adapters show` and the Adapters tab). The base
+    model's per-item results are cached in the data folder, so checking another adapter of
+    the same base with the same tasks and limit scores only the adapter.
+    """
+    from tqdm import tqdm
+
+    from evals.benchmarks.forgetting import benchmark_forgetting
+
+    settings = load_cli_settings()
+    with user_errors():
+        registry = _registry()
+        base = registry.get(name).base_model
+        with tqdm(desc="forgetting", unit="choice", disable=as_json) as bar:
+            result = benchmark_forgetting(
+                base,
+                registry=registry,
+                adapter=name,
+                tasks=tasks,
+                limit=limit,
+                shots=shots,
+                bench_dir=settings.benchmarks_dir,
+                cache_dir=settings.bench_base_cache_dir,
+                batch_size=batch_size,
+                on_total=lambda n: bar.reset(total=n),
+                on_progress=bar.update,
+            )
+    if as_json:
+        emit_json(result)
+        return
+    typer.echo(forgetting_table(result))
+    seconds = result["config"]["seconds"]
+    cached = ", ".join(result["config"]["base_from_cache"]) or "none"
+    typer.echo(
+        f"\nbase {seconds['base']} s (from cache: {cached}), tuned {seconds['tuned']} s, "
+        f"total {seconds['total']} s; stored in {name}'s manifest"
+    )
+
+
+def forgetting_table(result: dict) -> str:
+    """Plain-text table of a benchmark forgetting result: family, metric, n, base, tuned,
+    delta [95% CI], p."""
+    lines = [f"{'task':<16} {'metric':<9} {'n':>5} {'base':>7} {'tuned':>7}  delta [95% CI]"]
+    for family, row in result["results"].items():
+        for metric in ("acc", "acc_norm"):
+            if metric in row:
+                m = row[metric]
+                low, high = m["delta_ci95"]
+                lines.append(
+                    f"{family:<16} {metric:<9} {row['n']:>5} {m['base']:>7.4f} {m['tuned']:>7.4f}"
+                    f"  {m['delta']:+.4f} [{low:+.3f}, {high:+.3f}]  p={m['p']:.3g}"
+                )
+    return "\n".join(lines)
 
 
 @adapters_cli.command("delete")

@@ -80,6 +80,42 @@ def _registry_run(train):
     return lambda args, settings, registry: train(args, registry, settings.runs_dir)
 
 
+def _with_bench_forgetting(tasks: str | None, limit: int | None):
+    """Wraps a ``_run`` trainer: with ``tasks``, check them before training and run the
+    benchmark forgetting check on the new adapter afterwards (into its manifest)."""
+
+    def wrap(train):
+        if not tasks:
+            return train
+
+        def train_and_check(args, settings, registry):
+            from tqdm import tqdm
+
+            from app.cli.adapters import FORGETTING_LIMIT
+            from evals.benchmarks.forgetting import benchmark_forgetting, check_request
+
+            chosen = FORGETTING_LIMIT if limit is None else limit
+            check_request(tasks, chosen, settings.benchmarks_dir)  # before any training
+            manifest = train(args, settings, registry)
+            with tqdm(desc="benchmark forgetting", unit="choice", file=sys.stderr) as bar:
+                benchmark_forgetting(
+                    args.base_model,
+                    registry=registry,
+                    adapter=manifest.name,
+                    tasks=tasks,
+                    limit=chosen,
+                    bench_dir=settings.benchmarks_dir,
+                    cache_dir=settings.bench_base_cache_dir,
+                    on_total=lambda n: bar.reset(total=n),
+                    on_progress=bar.update,
+                )
+            return registry.get(manifest.name)
+
+        return train_and_check
+
+    return wrap
+
+
 def _report(manifest, as_json: bool) -> None:
     if as_json:
         emit_json(manifest.to_dict())
@@ -113,10 +149,11 @@ def _report(manifest, as_json: bool) -> None:
             typer.echo(f"  {key}: {m[key]}")
     if "forgetting" in m:
         typer.echo(f"  forgetting check (tuned - base): {m['forgetting']['delta']}")
-    if "mixture" in m:
-        from training.mixture import describe
+    if "benchmark_forgetting" in m:
+        from app.cli.adapters import forgetting_table
 
-        typer.echo("  mixture:\n    " + "\n    ".join(describe(m["mixture"])))
+        table = forgetting_table(m["benchmark_forgetting"]).replace("\n", "\n    ")
+        typer.echo(f"  forgetting on benchmarks (tuned - base, paired):\n    {table}")
     if "raft" in m:
         r = m["raft"]
         typer.echo(
@@ -172,19 +209,18 @@ def sft(
             help="RAFT: distractor chunks beside the oracle (default: the collection's k - 1).",
         ),
     ] = None,
-    mix: Annotated[
-        list[str] | None,
+    bench_forgetting: Annotated[
+        str | None,
         typer.Option(
-            "--mix",
-            help="A task of a multi-task mixture as PATH:WEIGHT:TASK (repeatable; replaces "
-            "the config's dataset and mixture).",
+            "--bench-forgetting",
+            help="After training, score base and adapter on these benchmark families "
+            "(e.g. mmlu,arc_easy,hellaswag; see `ragtune adapters forgetting`). Default: off.",
         ),
     ] = None,
-    replay: Annotated[
-        float | None,
+    bench_limit: Annotated[
+        int | None,
         typer.Option(
-            "--replay",
-            help="Share of rows replayed from the bundled general instruction set (0..0.9).",
+            "--bench-limit", help="Items per family for --bench-forgetting (default 100)."
         ),
     ] = None,
     set_: SetOption = None,
@@ -200,12 +236,7 @@ def sft(
     written to the data folder's raft/NAME.jsonl and the settings go into the manifest.
     Each prompt holds distractors + 1 sources, by default as many as a RAG answer on the
     collection retrieves (its k); serve the adapter as rag:COLLECTION+NAME.
-
-    Several files make a multi-task mixture (--mix PATH:WEIGHT:TASK, repeated, or `mixture`
-    in the config); --replay SHARE mixes in that share of the bundled general instruction
-    set against forgetting. The manifest records what each task contributed.
     """
-    from training.mixture import parse_mix
     from training.sft import train_sft
 
     raft_options = {"oracle_share": oracle_share, "distractors": distractors}
@@ -224,20 +255,16 @@ def sft(
         epochs=epochs,
         overwrite=overwrite,
         resume=resume,
-        replay=replay,
     )
-    if mix:
-        if dataset or raft:
-            fail("--mix gives the training data; leave out --dataset and --raft")
-        with user_errors():
-            given["mixture"] = [parse_mix(spec) for spec in mix]
-        given["dataset"] = ""  # the mixture replaces the config's dataset
+    if bench_limit is not None and not bench_forgetting:
+        fail("--bench-limit goes with --bench-forgetting")
+    bench = _with_bench_forgetting(bench_forgetting, bench_limit)
     if not raft:
-        _run(SFTArgs, config, given, _registry_run(train_sft), as_json)
+        _run(SFTArgs, config, given, bench(_registry_run(train_sft)), as_json)
         return
     given["dataset"] = RAFT_DATA  # replaced by the built file before training
     options = {k: v for k, v in raft_options.items() if v is not None}
-    _run(SFTArgs, config, given, _raft_run(collection, data, options), as_json)
+    _run(SFTArgs, config, given, bench(_raft_run(collection, data, options)), as_json)
 
 
 RAFT_DATA = "(built by --raft)"

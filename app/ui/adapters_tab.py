@@ -1,8 +1,9 @@
 """The Adapters tab: the registry as a table; load into / unload from vLLM; delete.
 
 Loading a LoRA adapter sends it to the running vLLM server (runtime LoRA API); other kinds
-are served by transformers + peft. The forgetting check and the RLHF numbers come from
-each adapter's manifest.
+are served by transformers + peft. The forgetting checks and the RLHF numbers come from
+each adapter's manifest; picking an adapter shows its benchmark forgetting check
+(``ragtune adapters forgetting``) as a table per family.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ COLUMNS = [
     "base",
     "key metrics",
     "forgetting (tuned - base)",
+    "benchmarks (tuned - base)",
     "size MB",
     "created",
 ]
@@ -56,11 +58,59 @@ def adapter_rows(registry: AdapterRegistry) -> list[list]:
                 m.base_model.rstrip("/").rsplit("/", 1)[-1],
                 metrics,
                 _short(forgetting) if forgetting != "" else "",
+                bench_summary(m.metrics.get("benchmark_forgetting")),
                 round(registry.size_bytes(m.name) / 1e6, 1),
                 m.created,
             ]
         )
     return rows
+
+
+def bench_summary(result: dict | None) -> str:
+    """One cell: each family's delta of its first metric, * where p < 0.05."""
+    if not result:
+        return ""
+    cells = []
+    for family, row in result["results"].items():
+        metric = next(m for m in ("acc_norm", "acc") if m in row)
+        star = "*" if row[metric]["p"] < 0.05 else ""
+        cells.append(f"{family} {row[metric]['delta']:+.3f}{star}")
+    return ", ".join(cells)
+
+
+def bench_markdown(registry: AdapterRegistry, name: str | None) -> str:
+    """The benchmark forgetting check of adapter ``name`` as a Markdown table per family."""
+    if not name:
+        return ""
+    try:
+        result = registry.get(name).metrics.get("benchmark_forgetting")
+    except RagtuneError as exc:
+        return warning(exc)
+    if not result:
+        return (
+            f"No benchmark forgetting check for **{name}** yet: "
+            f"`ragtune adapters forgetting {name}`."
+        )
+    config = result["config"]
+    items = f"first {config['limit']} items" if config["limit"] else "all items"
+    lines = [f"**Forgetting on benchmarks** (tuned - base, paired; {items} per family)"]
+    for family, row in result["results"].items():
+        lines += [
+            "",
+            f"*{family}* (n = {row['n']}, {row['num_fewshot']}-shot)",
+            "",
+            "| metric | base | tuned | delta [95% CI] | p |",
+            "| --- | ---: | ---: | --- | ---: |",
+        ]
+        for metric in ("acc", "acc_norm"):
+            if metric in row:
+                m = row[metric]
+                low, high = m["delta_ci95"]
+                lines.append(
+                    f"| {metric} | {m['base']:.3f} | {m['tuned']:.3f} | "
+                    f"{m['delta']:+.3f} [{low:+.3f}, {high:+.3f}] | {m['p']:.3g} |"
+                )
+    return "\n".join(lines + ["", f"<small>{result['method']}</small>"])
 
 
 def _short(value) -> str:
@@ -88,6 +138,7 @@ def build_adapters_tab(registry: AdapterRegistry, service: AdapterService | None
         delete = gr.Button("Delete", variant="stop", size="sm")
         refresh = gr.Button("Refresh", size="sm")
     result = gr.Markdown(elem_id="adapter-result")
+    bench = gr.Markdown(elem_id="adapter-bench-forgetting")
 
     def rows_and_names():
         return adapter_rows(registry), gr.update(choices=[m.name for m in registry.list()])
@@ -133,4 +184,5 @@ def build_adapters_tab(registry: AdapterRegistry, service: AdapterService | None
     unload.click(do_unload, name, result)
     delete.click(do_delete, [name, confirm], [result, table, name])
     refresh.click(rows_and_names, outputs=[table, name])
+    name.change(lambda adapter: bench_markdown(registry, adapter), name, bench)
     return table
