@@ -154,6 +154,10 @@ def _report(manifest, as_json: bool) -> None:
 
         table = forgetting_table(m["benchmark_forgetting"]).replace("\n", "\n    ")
         typer.echo(f"  forgetting on benchmarks (tuned - base, paired):\n    {table}")
+    if "mixture" in m:
+        from training.mixture import describe
+
+        typer.echo("  mixture:\n    " + "\n    ".join(describe(m["mixture"])))
     if "raft" in m:
         r = m["raft"]
         typer.echo(
@@ -209,6 +213,21 @@ def sft(
             help="RAFT: distractor chunks beside the oracle (default: the collection's k - 1).",
         ),
     ] = None,
+    mix: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mix",
+            help="A task of a multi-task mixture as PATH:WEIGHT:TASK (repeatable; replaces "
+            "the config's dataset and mixture).",
+        ),
+    ] = None,
+    replay: Annotated[
+        float | None,
+        typer.Option(
+            "--replay",
+            help="Share of rows replayed from the bundled general instruction set (0..0.9).",
+        ),
+    ] = None,
     bench_forgetting: Annotated[
         str | None,
         typer.Option(
@@ -236,7 +255,12 @@ def sft(
     written to the data folder's raft/NAME.jsonl and the settings go into the manifest.
     Each prompt holds distractors + 1 sources, by default as many as a RAG answer on the
     collection retrieves (its k); serve the adapter as rag:COLLECTION+NAME.
+
+    Several files make a multi-task mixture (--mix PATH:WEIGHT:TASK, repeated, or `mixture`
+    in the config); --replay SHARE mixes in that share of the bundled general instruction
+    set against forgetting. The manifest records what each task contributed.
     """
+    from training.mixture import parse_mix
     from training.sft import train_sft
 
     raft_options = {"oracle_share": oracle_share, "distractors": distractors}
@@ -255,7 +279,14 @@ def sft(
         epochs=epochs,
         overwrite=overwrite,
         resume=resume,
+        replay=replay,
     )
+    if mix:
+        if dataset or raft:
+            fail("--mix gives the training data; leave out --dataset and --raft")
+        with user_errors():
+            given["mixture"] = [parse_mix(spec) for spec in mix]
+        given["dataset"] = ""  # the mixture replaces the config's dataset
     if bench_limit is not None and not bench_forgetting:
         fail("--bench-limit goes with --bench-forgetting")
     bench = _with_bench_forgetting(bench_forgetting, bench_limit)
