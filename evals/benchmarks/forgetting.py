@@ -61,9 +61,8 @@ def check_request(
 
 
 def check_adapter(registry: AdapterRegistry, adapter: str, base: str) -> None:
-    """Refuse an unknown adapter
-    (``RegistryError``), a scoring-only one or one trained on another base
-    (``BenchmarkError``)."""
+    """Refuse an unknown adapter (``RegistryError``), a scoring-only one, one trained on
+    another base or a base folder that is gone (``BenchmarkError``)."""
     manifest = registry.get(adapter)
     if manifest.kind in SCORING_KINDS:
         raise BenchmarkError(
@@ -71,6 +70,8 @@ def check_adapter(registry: AdapterRegistry, adapter: str, base: str) -> None:
             + SCORING_KINDS[manifest.kind].format(name=adapter)
         )
     check_base(adapter, manifest.base_model, base)
+    if Path(base).is_absolute() and not Path(base).exists():
+        raise BenchmarkError(f"base model folder {base} of adapter {adapter!r} not found")
 
 
 def benchmark_forgetting(

@@ -162,6 +162,21 @@ def test_bad_input_loads_no_model_and_writes_nothing(
     assert not (tmp_path / "cache").exists()
 
 
+def test_a_base_folder_that_is_gone_is_named(registry, bench_dir, tmp_path):
+    gone = str(tmp_path / "gone/SmolLM2")
+    _add(registry, "orphan", base=gone, kind="ia3")
+    with pytest.raises(BenchmarkError, match="base model folder .*gone/SmolLM2 of adapter"):
+        bf.benchmark_forgetting(
+            gone,
+            registry=registry,
+            adapter="orphan",
+            tasks="arc_easy",
+            limit=2,
+            bench_dir=bench_dir,
+        )
+    assert "benchmark_forgetting" not in registry.get("orphan").metrics
+
+
 def test_update_metrics_refuses_an_unknown_adapter(registry):
     with pytest.raises(RegistryError, match="unknown adapter 'nope'"):
         registry.update_metrics("nope", "x", 1)
