@@ -91,13 +91,12 @@ def bench_markdown(registry: AdapterRegistry, name: str | None) -> str:
             f"No benchmark forgetting check for **{name}** yet: "
             f"`ragtune adapters forgetting {name}`."
         )
-    config = result["config"]
-    items = f"first {config['limit']} items" if config["limit"] else "all items"
-    lines = [f"**Forgetting on benchmarks** (tuned - base, paired; {items} per family)"]
+    lines = ["**Forgetting on benchmarks** (tuned - base, paired per item)"]
     for family, row in result["results"].items():
+        checked = row.get("checked", result["config"]["created"])
         lines += [
             "",
-            f"*{family}* (n = {row['n']}, {row['num_fewshot']}-shot)",
+            f"*{family}* (first {row['n']} items, {row['num_fewshot']}-shot, {checked})",
             "",
             "| metric | base | tuned | delta [95% CI] | p |",
             "| --- | ---: | ---: | --- | ---: |",

@@ -4,7 +4,8 @@
 its per-item results from the cache) and then the adapter, one model in memory at a time,
 and reports per family and metric: base, tuned, delta (tuned - base), a 95% bootstrap
 interval of the paired per-item differences and a paired test's p-value. The result goes
-into the adapter's manifest as ``metrics["benchmark_forgetting"]``.
+into the adapter's manifest as ``metrics["benchmark_forgetting"]``, where a later check
+replaces the families it scores and keeps the others.
 
 The base model's per-item results are cached as one JSON file per family under
 ``cache_dir`` (``Settings.bench_base_cache_dir``), keyed by everything that decides them,
@@ -32,12 +33,12 @@ from training.registry import AdapterRegistry
 
 METRIC_KEY = "benchmark_forgetting"
 METHOD = (
-    "Each family's first {limit} items (data order) scored by log-likelihood for the base "
-    "model and the adapter (ragtune eval bench, acc / acc_norm as lm-eval 0.4.13); delta = "
-    "tuned - base; delta_ci95 = 95% percentile bootstrap interval of the mean of the paired "
-    "per-item differences (2000 resamples, seed 0, evals.stats.bootstrap_ci); p = McNemar's "
-    "exact test, two-sided (scipy.stats.binomtest on the discordant items: base right / "
-    "tuned wrong vs base wrong / tuned right, p = 0.5)."
+    "Each family's first `limit` items (data order; None: all) scored by log-likelihood "
+    "for the base model and the adapter (ragtune eval bench, acc / acc_norm as lm-eval "
+    "0.4.13); delta = tuned - base; delta_ci95 = 95% percentile bootstrap interval of the "
+    "mean of the paired per-item differences (2000 resamples, seed 0, "
+    "evals.stats.bootstrap_ci); p = McNemar's exact test, two-sided (scipy.stats.binomtest "
+    "on the discordant items: base right / tuned wrong vs base wrong / tuned right, p = 0.5)."
 )
 
 
@@ -95,10 +96,11 @@ def benchmark_forgetting(
     it). ``limit`` keeps each family's first N items (None: all). ``on_total(n)`` is called
     once with the number of choices to score, ``on_progress(n)`` after each batch.
 
-    Returns ``{"method", "results": {family: {"n", "num_fewshot", metric: {"base", "tuned",
-    "delta", "delta_ci95", "p", "base_right_tuned_wrong", "base_wrong_tuned_right"}}},
-    "config": {...}}``. Raises ``BenchmarkError`` / ``RegistryError`` on bad input before
-    any model is loaded; the manifest is written only after both models are scored.
+    Returns ``{"method", "results": {family: {"n", "num_fewshot", "limit", "checked", metric:
+    {"base", "tuned", "delta", "delta_ci95", "p", "base_right_tuned_wrong",
+    "base_wrong_tuned_right"}}}, "config": {...}}``. Raises ``BenchmarkError`` /
+    ``RegistryError`` on bad input before any model is loaded; the manifest is written only
+    after both models are scored.
     """
     started = time.perf_counter()
     prepared = check_request(tasks, limit, bench_dir, shots=shots)
@@ -117,13 +119,13 @@ def benchmark_forgetting(
             base_rows[name] = _slim(result["samples"][name])
             _write_cache(cache_dir, keys[name], base_rows[name])
     tuned, seconds["tuned"] = _score(base, registry, adapter, prepared, batch_size, on_progress)
-    results = {}
+    results, now = {}, time.strftime("%Y-%m-%dT%H:%M:%S%z")
     for task in prepared:
         name = task.spec.name
         results[name] = compare(base_rows[name], _slim(tuned["samples"][name]), task.spec.metrics)
-        results[name]["num_fewshot"] = task.num_fewshot
+        results[name].update(num_fewshot=task.num_fewshot, limit=limit, checked=now)
     out = {
-        "method": METHOD.format(limit=limit if limit else "all"),
+        "method": METHOD,
         "results": results,
         "config": {
             "base_model": base,
@@ -144,12 +146,21 @@ def benchmark_forgetting(
                 "tuned": round(seconds["tuned"], 1),
                 "total": round(time.perf_counter() - started, 1),
             },
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "created": now,
         },
     }
     if save:
-        registry.update_metrics(adapter, METRIC_KEY, out)
+        registry.update_metrics(adapter, METRIC_KEY, merged(registry, adapter, out))
     return out
+
+
+def merged(registry: AdapterRegistry, adapter: str, result: dict) -> dict:
+    """``result`` with the families of the adapter's earlier check that it did not score
+    (each family row carries its own ``limit`` and ``checked`` time; ``config`` and
+    ``method`` are the latest run's)."""
+    earlier = registry.get(adapter).metrics.get(METRIC_KEY) or {}
+    kept = {k: v for k, v in earlier.get("results", {}).items() if k not in result["results"]}
+    return {**result, "results": {**kept, **result["results"]}}
 
 
 def compare(base: list[dict], tuned: list[dict], metrics: list[str]) -> dict:

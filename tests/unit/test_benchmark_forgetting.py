@@ -125,8 +125,11 @@ def test_manifest_is_updated_and_the_base_is_scored_once(
     assert second["results"] == first["results"]
 
     loaded.clear()  # another limit is another key: the base is scored again
-    _check(registry, tiny_model, bench_dir, tmp_path / "cache", tasks="arc_easy", limit=3)
-    assert loaded == [None, "tuned"]
+    third = _check(registry, tiny_model, bench_dir, tmp_path / "cache", tasks="arc_easy", limit=3)
+    assert loaded == [None, "tuned"] and list(third["results"]) == ["arc_easy"]
+    stored = registry.get("tuned").metrics["benchmark_forgetting"]["results"]
+    assert (stored["arc_easy"]["n"], stored["arc_easy"]["limit"]) == (3, 3)
+    assert stored["hellaswag"] == second["results"]["hellaswag"]  # kept from the earlier check
 
 
 @pytest.mark.parametrize(
@@ -214,7 +217,8 @@ def test_cli_forgetting_then_show(cli_env, registry):
     assert "benchmark_forgetting" not in shown.stdout.split("forgetting on benchmarks")[0]
 
     markdown = bench_markdown(registry, "tuned")
-    assert "| metric | base | tuned | delta [95% CI] | p |" in markdown and "*arc_easy*" in markdown
+    assert "| metric | base | tuned | delta [95% CI] | p |" in markdown
+    assert "*arc_easy* (first 4 items, 0-shot" in markdown
     assert "arc_easy " in adapter_rows(registry)[0][6]
 
     for args, message in [
