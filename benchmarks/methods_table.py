@@ -208,10 +208,12 @@ def _interval(cell: dict | None, digits: int = 3) -> str:
 
 
 def _delta(family: dict | None) -> str:
-    if not family:
+    cell = (family or {}).get("acc")
+    if not cell:
         return "–"
-    low, high = family["delta_ci95"]
-    return f"{family['delta']:+.3f} [{low:+.3f}, {high:+.3f}]"
+    low, high = cell["delta_ci95"]
+    star = "*" if cell["p"] < 0.05 else ""
+    return f"{cell['delta']:+.3f}{star} [{low:+.3f}, {high:+.3f}]"
 
 
 def methods_table_section(results: dict) -> str:
@@ -225,7 +227,7 @@ def methods_table_section(results: dict) -> str:
             f"{results['qa_items']} questions of `evals/suites/qa_docs.yaml`, zero-shot, 95% "
             f"bootstrap interval (base model: {_interval(results['base_qa_rougeL'])}). Benchmarks: "
             f"accuracy change (tuned - base) on the first {results['limit']} items of each family, "
-            f"95% interval of the paired per-item differences. Wall "
+            f"95% interval of the paired per-item differences (* McNemar's exact p < 0.05). Wall "
             f"time {results['wall_s']:.0f} s. "
             f"Command: `{results['command']}`."
         ),
@@ -239,7 +241,7 @@ def methods_table_section(results: dict) -> str:
         if "error" in row:
             lines.append(f"| {row['method']} | failed: {row['error'][-120:]!r} |")
             continue
-        families = row.get("forgetting", {}).get("families", {})
+        families = row.get("forgetting", {}).get("results", {})
         size = row["adapter_mb"]
         lines.append(
             f"| {row['method']} | {row['trainable_parameters']:,} | "
