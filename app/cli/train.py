@@ -468,6 +468,11 @@ def methods(as_json: JsonFlag = False) -> None:
         typer.echo(f"ragtune train {task}" + (" --method ..." if len(entries) > 1 else ""))
         for method_name, description in entries.items():
             typer.echo(f"  {method_name:<10} {description}")
+        if task == "sft":
+            typer.echo(
+                "  with any of them: --mix PATH:WEIGHT:TASK (multi-task mixture), --replay SHARE "
+                "(mix in the general instruction set against forgetting)"
+            )
 
 
 @train_cli.command("compare-classifiers")
