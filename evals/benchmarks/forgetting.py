@@ -48,7 +48,9 @@ def check_request(
     """Parse and prepare ``tasks`` (comma-separated) without loading any model.
 
     Raises ``BenchmarkError`` for an unknown task, ``limit`` < 1, a missing benchmarks
-    folder or data file, or more shots than a few-shot source holds.
+    folder or data file, a malformed line in one (named by file and line: the result goes
+    into the manifest, so it is refused rather than skipped as `eval bench` skips it), or
+    more shots than a few-shot source holds.
     """
     if limit is not None and limit < 1:
         raise BenchmarkError(f"--bench-limit / --limit must be 1 or more, not {limit}")
@@ -58,7 +60,12 @@ def check_request(
             f"benchmarks folder {bench_dir} not found (set benchmarks_dir in settings.yaml or "
             "RAGTUNE_BENCHMARKS_DIR to the folder of the benchmark data README)"
         )
-    return [prepare(spec, bench_dir, shots=shots, limit=limit) for spec in specs]
+    prepared = [prepare(spec, bench_dir, shots=shots, limit=limit) for spec in specs]
+    problems = [problem for task in prepared for problem in task.problems]
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise BenchmarkError("malformed benchmark line: " + "; ".join(problems[:3]) + more)
+    return prepared
 
 
 def check_adapter(registry: AdapterRegistry, adapter: str, base: str) -> None:
@@ -137,7 +144,6 @@ def benchmark_forgetting(
             "shots": shots,
             "benchmarks_dir": str(bench_dir),
             "files_sha256": {t.spec.name: t.files for t in prepared},
-            "skipped_lines": {t.spec.name: t.problems for t in prepared if t.problems},
             "base_from_cache": [t.spec.name for t in prepared if cached[t.spec.name]],
             "batch_size": batch_size,
             "versions": tuned["config"]["versions"],

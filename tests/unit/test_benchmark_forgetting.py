@@ -139,6 +139,11 @@ def test_manifest_is_updated_and_the_base_is_scored_once(
         ({"tasks": "arc_easy,mmlu_pro"}, BenchmarkError, "unknown benchmark task 'mmlu_pro'"),
         ({"limit": 0}, BenchmarkError, "must be 1 or more, not 0"),
         ({"bench_dir": "missing"}, BenchmarkError, "benchmarks folder .*missing not found"),
+        (
+            {"bench_dir": "malformed"},
+            BenchmarkError,
+            r"malformed benchmark line: .*arc_easy/test.jsonl, line 7: not valid JSON",
+        ),
         ({"tasks": "mmlu"}, BenchmarkError, "benchmark data file not found"),
         ({"adapter": "sst2-clf"}, BenchmarkError, "scoring-only adapter: 'sst2-clf' is a class"),
         ({"adapter": "qwen-lora"}, BenchmarkError, "'qwen-lora' was trained on '/m/Qwen2-0.5B'"),
@@ -155,6 +160,12 @@ def test_bad_input_loads_no_model_and_writes_nothing(
     options = {"tasks": "arc_easy", "limit": 2, "adapter": "tuned", **options}
     if options.get("bench_dir") == "missing":
         options["bench_dir"] = tmp_path / "missing"
+    if options.get("bench_dir") == "malformed":  # the fixture's 6 ARC lines and a broken one
+        import shutil
+
+        options["bench_dir"] = shutil.copytree(bench_dir, tmp_path / "malformed")
+        with (options["bench_dir"] / "arc_easy/test.jsonl").open("a") as f:
+            f.write('{"question": "broken\n')
     with pytest.raises(error, match=message):
         bf.benchmark_forgetting(
             tiny_model,
