@@ -57,8 +57,13 @@ def build_overrides(sets: list[str] | None, **options: Any) -> dict[str, Any]:
 
 
 def fields_epilog(cls: type) -> str:
-    """``--help`` text listing every field of args class ``cls`` (one paragraph each)."""
-    return "Fields:\n\n" + help_table(cls).replace("\n", "\n\n")
+    """``--help`` text listing every field of args class ``cls`` (one paragraph each).
+
+    Escaped for typer's rich markup, which would otherwise drop choices such as
+    ``[houlsby|pfeiffer]`` as unknown style tags."""
+    from rich.markup import escape
+
+    return "Fields:\n\n" + escape(help_table(cls)).replace("\n", "\n\n")
 
 
 def _run(cls, config: Path | None, overrides: dict[str, Any], train, as_json: bool) -> None:

@@ -43,6 +43,14 @@ def test_every_command_explains_itself(command):
     assert "Usage" in result.output and "--help" in result.output
 
 
+def test_train_help_shows_each_fields_choices():
+    """Choices in brackets survive typer's rich markup (it took them for style tags)."""
+    result = runner.invoke(cli, ["train", "sft", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "[houlsby|pfeiffer]" in result.output and "[mlp|lstm]" in result.output
+    assert "[lora|ia3|prefix|prompt|ptuning|bottleneck|" in result.output
+
+
 def test_reingest_prints_zero_embeddings(ingested):
     result = runner.invoke(cli, ["ingest", str(ingested), "--collection", "notes"])
     assert "skipped 2" in result.output and "embeddings computed: 0" in result.output
