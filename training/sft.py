@@ -40,6 +40,9 @@ def train_sft(
     method = SFT_METHODS[args.method]
     with TrainingRun(args, registry, runs_dir) as run:
         rows, mixture = training_rows(args.dataset, args.mixture, args.replay, args.seed)
+        # before the model loads and the run folder is reset: top-blocks refuses more
+        # blocks than the base model has (ConfigError)
+        peft_config = method.peft_config(args) if method.peft_config else None
         torch.manual_seed(args.seed)
         tokenizer = load_tokenizer(args.base_model)
         model = AutoModelForCausalLM.from_pretrained(args.base_model, dtype=torch.float32)
@@ -56,7 +59,7 @@ def train_sft(
             args=config,
             train_dataset=rows,
             processing_class=tokenizer,
-            peft_config=method.peft_config(args) if method.peft_config else None,
+            peft_config=peft_config,
             callbacks=[log],
         )
         resume = args.resume and run.has_checkpoint()

@@ -204,6 +204,26 @@ def test_bad_method_options_and_a_foreign_base_are_refused(tmp_path, tiny_model,
     assert sorted(p.name for p in registry.path("tiny-bottleneck").iterdir()) == before
 
 
+def test_too_many_top_blocks_are_refused_before_the_model_loads(
+    monkeypatch, tmp_path, tiny_model, sft_data
+):
+    """The check reads the base's config only: no model is loaded and an earlier run's
+    folder (checkpoints for --resume) is left as it was."""
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.setattr(
+        AutoModelForCausalLM, "from_pretrained", lambda *a, **k: pytest.fail("loaded a model")
+    )
+    earlier = tmp_path / "runs/tiny-top-blocks/checkpoints/checkpoint-2"
+    earlier.mkdir(parents=True)
+    registry = AdapterRegistry(tmp_path / "adapters")
+    with pytest.raises(ConfigError, match="top_blocks=3 is more than the 2 blocks of"):
+        train_sft(
+            _args(tiny_model, sft_data, "top-blocks", top_blocks=3), registry, tmp_path / "runs"
+        )
+    assert earlier.is_dir() and registry.list() == []
+
+
 def test_a_stream_closed_early_stops_generating(tmp_path, tiny_model, sft_data):
     import threading
     import time
