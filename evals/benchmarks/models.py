@@ -34,16 +34,13 @@ def load_scoring_model(
     """(model, tokenizer, description) for ``base`` (folder or hub id) or ``adapter`` on it.
 
     The description (model, adapter, kind, dtype) goes into the result's ``config``.
-    Raises ``BenchmarkError`` for a scoring-only adapter or one trained on another base,
+    Raises ``BenchmarkError`` for a scoring-only adapter, one trained on another base or a
+    model that cannot be loaded (no such folder or hub id, no model in the folder),
     ``training.registry.RegistryError`` for an unknown adapter.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     describe = {"model": base, "adapter": None, "adapter_kind": None, "dtype": "float32"}
     if adapter is None:
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(base)
+        model, tokenizer = _pretrained(base)
         return model.eval(), tokenizer, describe
     assert registry is not None, "an adapter needs the registry"
     manifest = registry.get(adapter)
@@ -53,16 +50,30 @@ def load_scoring_model(
     folder = registry.path(adapter)
     describe.update(adapter=adapter, adapter_kind=manifest.kind, adapter_path=str(folder))
     if manifest.kind in WHOLE_MODEL_KINDS:
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model, tokenizer = _pretrained(str(folder))
         describe["model"] = str(folder)
         return model.eval(), tokenizer, describe
     from training.peft_methods import load_peft_model
 
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    model, tokenizer = _pretrained(base)
     model = load_peft_model(model, folder)
     if manifest.kind in MERGED_FOR_SCORING:
         # the same function, one matmul per layer instead of three (2x faster scoring)
         model = model.merge_and_unload()
         describe["merged"] = True
-    return model.eval(), AutoTokenizer.from_pretrained(base), describe
+    return model.eval(), tokenizer, describe
+
+
+def _pretrained(source: str) -> tuple[object, object]:
+    """(float32 causal LM, tokenizer) from a folder or hub id; ``BenchmarkError`` naming
+    ``source`` when transformers cannot load it (instead of its traceback)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if source.startswith((".", "/", "~")) and not Path(source).expanduser().exists():
+        raise BenchmarkError(f"model folder {source} not found")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+        return model, AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as exc:  # no such hub id, no config.json, unknown model type
+        raise BenchmarkError(f"cannot load model {source!r}: {exc}") from None

@@ -169,6 +169,13 @@ def test_an_adapter_trained_on_another_base_is_refused(tmp_path, tiny_model):
         load_scoring_model(tiny_model, registry=registry, adapter="other")
 
 
+def test_a_model_that_cannot_load_is_named(tmp_path):
+    with pytest.raises(BenchmarkError, match="model folder .*/gone not found"):
+        load_scoring_model(str(tmp_path / "gone"))
+    with pytest.raises(BenchmarkError, match="cannot load model .*empty.*config.json"):
+        load_scoring_model(str((tmp_path / "empty").mkdir() or tmp_path / "empty"))
+
+
 @pytest.fixture
 def cli_env(tmp_path, monkeypatch):
     monkeypatch.setenv("RAGTUNE_SETTINGS_DIR", str(REPO))
