@@ -125,7 +125,8 @@ def forgetting(
     with user_errors():
         registry = _registry()
         base = registry.get(name).base_model
-        with tqdm(desc="forgetting", unit="choice", disable=as_json) as bar:
+        # delay: a request refused before any scoring shows no empty bar above its error
+        with tqdm(desc="forgetting", unit="choice", disable=as_json, delay=0.5) as bar:
             result = benchmark_forgetting(
                 base,
                 registry=registry,

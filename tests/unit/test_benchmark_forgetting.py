@@ -239,6 +239,7 @@ def test_cli_forgetting_then_show(cli_env, registry):
     ]:
         result = runner.invoke(cli, ["adapters", "forgetting", "tuned", *args])
         assert result.exit_code == 2 and message in result.output
+        assert "choice" not in result.output  # no empty progress bar above the error
     result = runner.invoke(cli, ["adapters", "forgetting", "ghost"])
     assert result.exit_code != 0 and "unknown adapter 'ghost'" in result.output
 
