@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from benchmarks.methods_table import METHODS, methods_table_section
+import shutil
+import subprocess
+
+import pytest
+
+from benchmarks.methods_table import DATA, METHODS, methods_table_section
+from tests.conftest import REPO
 
 
 def test_the_table_has_a_row_per_method_with_intervals_and_its_command():
@@ -44,3 +50,13 @@ def test_every_sft_method_of_the_issue_has_a_bundled_config():
     assert len(METHODS) == 12
     for _, config in METHODS:
         assert (REPO / "configs/train" / f"{config}.yaml").exists(), config
+
+
+@pytest.mark.skipif(
+    not (REPO / ".git").exists() or not shutil.which("git"), reason="needs the git checkout"
+)
+def test_the_runs_data_folder_is_ignored():
+    """Its trained adapters hold READMEs with code that `ruff format --check .` (make lint)
+    would flag, and git would list them as untracked."""
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(DATA)], cwd=REPO, check=False)
+    assert ignored.returncode == 0
