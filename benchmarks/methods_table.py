@@ -188,12 +188,13 @@ def _interval(cell: dict | None, digits: int = 3) -> str:
 
 
 def _delta(family: dict | None) -> str:
-    cell = (family or {}).get("acc")
-    if not cell:
+    from evals.benchmarks.forgetting import delta_cells
+
+    cells = dict(delta_cells(family or {}))
+    if "acc" not in cells:
         return "–"
-    low, high = cell["delta_ci95"]
-    star = "*" if cell["p"] < 0.05 else ""
-    return f"{cell['delta']:+.3f}{star} [{low:+.3f}, {high:+.3f}]"
+    star = "*" if family["acc"]["p"] < 0.05 else ""
+    return cells["acc"].replace(" [", f"{star} [", 1)
 
 
 def methods_table_section(results: dict) -> str:

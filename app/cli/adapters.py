@@ -155,16 +155,16 @@ def forgetting(
 def forgetting_table(result: dict) -> str:
     """Plain-text table of a benchmark forgetting result: family, metric, n, base, tuned,
     delta [95% CI], p."""
+    from evals.benchmarks.forgetting import delta_cells
+
     lines = [f"{'task':<16} {'metric':<9} {'n':>5} {'base':>7} {'tuned':>7}  delta [95% CI]"]
     for family, row in result["results"].items():
-        for metric in ("acc", "acc_norm"):
-            if metric in row:
-                m = row[metric]
-                low, high = m["delta_ci95"]
-                lines.append(
-                    f"{family:<16} {metric:<9} {row['n']:>5} {m['base']:>7.4f} {m['tuned']:>7.4f}"
-                    f"  {m['delta']:+.4f} [{low:+.3f}, {high:+.3f}]  p={m['p']:.3g}"
-                )
+        for metric, delta in delta_cells(row):
+            m = row[metric]
+            lines.append(
+                f"{family:<16} {metric:<9} {row['n']:>5} {m['base']:>7.4f} {m['tuned']:>7.4f}"
+                f"  {delta}  p={m['p']:.3g}"
+            )
     return "\n".join(lines)
 
 

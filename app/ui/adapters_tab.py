@@ -91,6 +91,8 @@ def bench_markdown(registry: AdapterRegistry, name: str | None) -> str:
             f"No benchmark forgetting check for **{name}** yet: "
             f"`ragtune adapters forgetting {name}`."
         )
+    from evals.benchmarks.forgetting import delta_cells
+
     lines = ["**Forgetting on benchmarks** (tuned - base, paired per item)"]
     for family, row in result["results"].items():
         checked = row.get("checked", result["config"]["created"])
@@ -101,14 +103,11 @@ def bench_markdown(registry: AdapterRegistry, name: str | None) -> str:
             "| metric | base | tuned | delta [95% CI] | p |",
             "| --- | ---: | ---: | --- | ---: |",
         ]
-        for metric in ("acc", "acc_norm"):
-            if metric in row:
-                m = row[metric]
-                low, high = m["delta_ci95"]
-                lines.append(
-                    f"| {metric} | {m['base']:.3f} | {m['tuned']:.3f} | "
-                    f"{m['delta']:+.3f} [{low:+.3f}, {high:+.3f}] | {m['p']:.3g} |"
-                )
+        for metric, delta in delta_cells(row):
+            m = row[metric]
+            lines.append(
+                f"| {metric} | {m['base']:.3f} | {m['tuned']:.3f} | {delta} | {m['p']:.3g} |"
+            )
     return "\n".join(lines + ["", f"<small>{result['method']}</small>"])
 
 

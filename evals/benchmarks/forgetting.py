@@ -197,6 +197,19 @@ def compare(base: list[dict], tuned: list[dict], metrics: list[str]) -> dict:
     return out
 
 
+def delta_cells(row: dict) -> list[tuple[str, str]]:
+    """``(metric, "+0.010 [-0.020, +0.040]")`` for one family's row of a result (acc, then
+    acc_norm when present): the delta and its 95% interval, in the one format the CLI, the
+    Adapters tab and the methods table show."""
+    cells = []
+    for metric in ("acc", "acc_norm"):
+        if metric in row:
+            m = row[metric]
+            low, high = m["delta_ci95"]
+            cells.append((metric, f"{m['delta']:+.3f} [{low:+.3f}, {high:+.3f}]"))
+    return cells
+
+
 def cache_key(base: str, task: PreparedTask, limit: int | None) -> dict:
     """What decides the base model's per-item results of one family."""
     return {
