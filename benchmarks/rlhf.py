@@ -77,9 +77,7 @@ def sentiment_comparison(registry, settings) -> dict:
     rows = {}
     for name in ("sst2-ppo", "sst2-dpo"):
         base = AutoModelForCausalLM.from_pretrained(args.base_model, dtype=torch.float32)
-        policy = PolicyWithValue(
-            load_peft_model(base, registry.path(name)), args.temperature
-        )
+        policy = PolicyWithValue(load_peft_model(base, registry.path(name)), args.temperature)
         if "base" not in rows:
             rows["base"] = evaluate_policy(
                 policy, tokenizer, prompts, prompts, score, args, adapter=False
