@@ -58,7 +58,12 @@ def bench(
     Each choice is scored by its log-likelihood after the prompt, as lm-evaluation-harness
     0.4 scores multiple-choice tasks; per-task 95% bootstrap intervals. Data is read from
     benchmarks_dir (RAGTUNE_BENCHMARKS_DIR); the result records the model, adapter, shots,
-    limit, templates, metric definitions and the SHA-256 of every data file.
+    limit, templates, metric definitions and the SHA-256 of every data file. A malformed
+    line of a data file is skipped with a warning naming file and line.
+
+    Time on two CPUs with SmolLM2-135M: about 2.7 minutes for the first 50 items of all
+    eight families, and about 5 minutes for 200 items each of MMLU (5-shot), HellaSwag and
+    ARC-Challenge; use --limit for quick checks.
     """
     from evals.benchmarks.models import load_scoring_model
     from evals.benchmarks.runner import prepare, run_benchmarks, table
