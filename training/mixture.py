@@ -96,13 +96,14 @@ def mixture_problems(mixture: Any, dataset: str) -> list[str]:
     return problems
 
 
-def _task_rows(path: Path, task: str) -> Dataset:
-    """One file's conversations as prompt/completion rows tagged with ``task``."""
+def _task_rows(path: Path, task: str | None) -> Dataset:
+    """One file's conversations as prompt/completion rows, tagged with ``task`` if given."""
     from datasets import Dataset
 
+    tag = {"task": task} if task is not None else {}
     conversations = load_instructions(path)
     return Dataset.from_list(
-        [{"prompt": c[:-1], "completion": [c[-1]], "task": task} for c in conversations]
+        [{"prompt": c[:-1], "completion": [c[-1]], **tag} for c in conversations]
     )
 
 
@@ -116,13 +117,10 @@ def training_rows(
     file is read and validated before any row is drawn. Raises DatasetError naming the file
     and line of a bad example.
     """
-    from datasets import Dataset, concatenate_datasets, interleave_datasets
+    from datasets import concatenate_datasets, interleave_datasets
 
     if not mixture and not replay:
-        conversations = load_instructions(Path(dataset))
-        return Dataset.from_list(
-            [{"prompt": c[:-1], "completion": [c[-1]]} for c in conversations]
-        ), None
+        return _task_rows(Path(dataset), None), None
 
     entries = mixture or [{"path": dataset, "weight": 1.0, "task": Path(dataset).stem}]
     parts = [_task_rows(Path(e["path"]), e["task"]) for e in entries]
