@@ -83,6 +83,7 @@ bench: system-deps models
 	$(PIP) install -q "py-spy>=0.4"
 	$(BIN)/python -m benchmarks.serving
 	$(BIN)/python -m benchmarks.worker_spin
+	$(BIN)/python -m benchmarks.engine_cores
 	$(BIN)/python -m benchmarks.training_speed
 	$(BIN)/python -m benchmarks.retrieval
 	$(BIN)/python -m benchmarks.ask_concurrency

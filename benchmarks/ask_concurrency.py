@@ -102,12 +102,15 @@ def ask_file(env: dict[str, str], file: Path, concurrency: int, url: str) -> dic
     }
 
 
-def main(count: int) -> None:
+def main(count: int, overrides: list[str]) -> None:
     from app.models import pull_default_generator
     from app.settings import load_settings
 
     model_dir = str(pull_default_generator(load_settings().models_dir))
     common = {"RAGTUNE_GENERATOR__MODEL": model_dir}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        common[key] = value
     asked = questions(count)
     file = DATA / "ask-questions.jsonl"
     file.parent.mkdir(parents=True, exist_ok=True)
@@ -131,11 +134,13 @@ def main(count: int) -> None:
         },
         "model": Path(model_dir).name,
         "questions": len(asked),
+        "overrides": overrides,
         "runs": runs,
         "speedup": round(runs["16"]["questions_per_s"] / runs["1"]["questions_per_s"], 2),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2))
+    out = RESULTS if not overrides else RESULTS.with_name("ask_concurrency-trial.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 
 
@@ -170,4 +175,13 @@ def ask_concurrency_section(results: dict) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--questions", type=int, default=96, help="How many questions (>= 90).")
-    main(parser.parse_args().questions)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="RAGTUNE_KEY=VALUE",
+        help="A setting for the engine and ask (repeatable), for trials: the result then goes "
+        "to ask_concurrency-trial.json, not into the docs.",
+    )
+    args = parser.parse_args()
+    main(args.questions, args.set)

@@ -109,6 +109,12 @@ def _ask_concurrency_section(results: dict) -> str:
     return ask_concurrency_section(results)
 
 
+def _engine_cores_section(results: dict) -> str:
+    from benchmarks.engine_cores import engine_cores_section
+
+    return engine_cores_section(results)
+
+
 def _compare_stages_section(results: dict) -> str:
     from benchmarks.compare_stages import compare_stages_section
 
@@ -127,6 +133,7 @@ SECTIONS = {
     "serving": (PERFORMANCE, _serving_section),
     "training": (PERFORMANCE, _training_section),
     "worker_spin": (PERFORMANCE, _worker_spin_section),
+    "engine_cores": (PERFORMANCE, _engine_cores_section),
     "ask_concurrency": (PERFORMANCE, _ask_concurrency_section),
     "rlhf": (REPO / "docs/rlhf.md", _rlhf_section),
     "compare_stages": (REPO / "docs/compare.md", _compare_stages_section),

@@ -33,6 +33,8 @@ _PRELOAD_CANDIDATES = (
 
 
 SERVER_MODULE = vllm_server.__name__
+# Up to this many CPUs, the engine's model threads get every core (generator.cpu_reserved_cores).
+SMALL_MACHINE_CPUS = 2
 
 
 class EngineError(Unavailable, RuntimeError):
@@ -88,7 +90,7 @@ class VLLMEngine:
         return cmd + list(s.extra_args)
 
     def environment(self) -> dict[str, str]:
-        """Environment of the server: offline, CPU KV cache size, runtime LoRA, preloads."""
+        """Environment of the server: offline, CPU KV cache and cores, runtime LoRA, preloads."""
         env = dict(os.environ)
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.settings.kv_cache_gb))
         env.setdefault("HF_HUB_OFFLINE", "1" if Path(self.model).exists() else "0")
@@ -96,6 +98,11 @@ class VLLMEngine:
         env.setdefault("DO_NOT_TRACK", "1")
         if self.settings.enable_lora:
             env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
+        reserved = self.settings.cpu_reserved_cores
+        if reserved is None and (os.cpu_count() or 0) <= SMALL_MACHINE_CPUS:
+            reserved = 0
+        if reserved is not None:
+            env.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", str(reserved))
         if self.settings.worker_spin_s is not None:
             env.setdefault(vllm_server.SPIN_ENV, str(self.settings.worker_spin_s))
         preload = [str(p) for p in _PRELOAD_CANDIDATES if p.exists()]

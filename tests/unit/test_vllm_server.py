@@ -80,3 +80,19 @@ def test_the_engine_runs_the_launcher_with_the_configured_spin(tmp_path):
         GeneratorSettings(worker_spin_s=None), "some/model", tmp_path / "vllm.log"
     )
     assert SPIN_ENV not in keep_vllm_default.environment()
+
+
+def test_the_model_threads_get_every_core_of_a_small_machine(tmp_path, monkeypatch):
+    monkeypatch.delenv("VLLM_CPU_NUM_OF_RESERVED_CPU", raising=False)
+    log = tmp_path / "vllm.log"
+
+    def reserved(cpus: int, **settings) -> str | None:
+        monkeypatch.setattr("os.cpu_count", lambda: cpus)
+        env = VLLMEngine(GeneratorSettings(**settings), "some/model", log).environment()
+        return env.get("VLLM_CPU_NUM_OF_RESERVED_CPU")
+
+    assert reserved(2) == "0" and reserved(1) == "0"  # vLLM would leave the model one core
+    assert reserved(16) is None  # vLLM's own reserve for its scheduler
+    assert reserved(16, cpu_reserved_cores=0) == "0" and reserved(2, cpu_reserved_cores=1) == "1"
+    monkeypatch.setenv("VLLM_CPU_NUM_OF_RESERVED_CPU", "1")  # the user's environment wins
+    assert reserved(2) == "1"
