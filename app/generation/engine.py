@@ -37,6 +37,14 @@ SERVER_MODULE = vllm_server.__name__
 SMALL_MACHINE_CPUS = 2
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, as vLLM binds; a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class EngineError(Unavailable, RuntimeError):
     """The engine failed to start; the message carries the tail of its log."""
 
@@ -99,7 +107,7 @@ class VLLMEngine:
         if self.settings.enable_lora:
             env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
         reserved = self.settings.cpu_reserved_cores
-        if reserved is None and (os.cpu_count() or 0) <= SMALL_MACHINE_CPUS:
+        if reserved is None and usable_cpus() <= SMALL_MACHINE_CPUS:
             reserved = 0
         if reserved is not None:
             env.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", str(reserved))

@@ -87,7 +87,7 @@ def test_the_model_threads_get_every_core_of_a_small_machine(tmp_path, monkeypat
     log = tmp_path / "vllm.log"
 
     def reserved(cpus: int, **settings) -> str | None:
-        monkeypatch.setattr("os.cpu_count", lambda: cpus)
+        monkeypatch.setattr("app.generation.engine.usable_cpus", lambda: cpus)
         env = VLLMEngine(GeneratorSettings(**settings), "some/model", log).environment()
         return env.get("VLLM_CPU_NUM_OF_RESERVED_CPU")
 
